@@ -1,0 +1,35 @@
+"""eventsock: asyncio event RPC over WebSocket, wire-compatible with Socket.IO v5
+(msgpack parser)."""
+
+from .client import Client
+from .exceptions import (
+    AckTimeout,
+    ConnectionClosed,
+    ConnectionFailed,
+    ConnectionRefused,
+    EncodeError,
+    EventsockError,
+    InvalidHandler,
+    NotConnected,
+    ProtocolError,
+)
+from .handlers import Namespace
+from .server import Server, Session
+
+__all__ = [
+    "AckTimeout",
+    "Client",
+    "ConnectionClosed",
+    "ConnectionFailed",
+    "ConnectionRefused",
+    "EncodeError",
+    "EventsockError",
+    "InvalidHandler",
+    "Namespace",
+    "NotConnected",
+    "ProtocolError",
+    "Server",
+    "Session",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,260 @@
+"""The handler registry shared by Server and Client, and the Namespace base class.
+
+A handler's signature is checked when it is registered, so a handler that can never
+receive its event is an error at import time. At dispatch, the number of arguments that
+arrived is compared with the bounds computed here; a handler is never retried after a
+``TypeError``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, overload
+
+from .exceptions import InvalidHandler
+
+__all__ = ["CATCH_ALL", "Handler", "HandlerRegistry", "Namespace"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The event name of a catch-all handler, called for events with no handler of their own.
+CATCH_ALL: Final = "*"
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """A registered function with what its signature accepts after the fixed leading
+    parameters (the session on the server, the event name for catch-alls)."""
+
+    func: Callable[..., Any]
+    is_async: bool
+    min_args: int
+    max_args: int | None  # None: takes *args
+
+    def accepts(self, count: int) -> bool:
+        """Whether ``count`` event arguments fit the signature."""
+        return self.min_args <= count and (self.max_args is None or count <= self.max_args)
+
+    def describe(self) -> str:
+        """The accepted argument count in words, for error messages."""
+        if self.max_args is None:
+            return f"at least {self.min_args}"
+        if self.max_args == self.min_args:
+            return str(self.min_args)
+        return f"{self.min_args} to {self.max_args}"
+
+
+def make_handler(func: Callable[..., Any], *, leading: int, what: str) -> Handler:
+    """Check ``func``'s signature and compute its argument bounds.
+
+    Args:
+        func: the user's function (sync or async).
+        leading: how many positional parameters come before the event's arguments.
+        what: how to name the handler in an error, for example ``"server handler 'chat'"``.
+
+    Raises:
+        InvalidHandler: ``func`` is not callable, or cannot take the leading parameters,
+            or has required keyword-only parameters.
+    """
+    if not callable(func):
+        raise InvalidHandler(f"{what}: {func!r} is not callable")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise InvalidHandler(f"{what}: cannot read the signature of {func!r}") from exc
+    params = list(signature.parameters.values())
+    positional = [p for p in params if p.kind in _POSITIONAL]
+    var_positional = any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params)
+    required_kw = [
+        p.name
+        for p in params
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and p.default is inspect.Parameter.empty
+    ]
+    name = getattr(func, "__qualname__", repr(func))
+    if required_kw:
+        raise InvalidHandler(
+            f"{what}: {name} has required keyword-only parameters {required_kw}; "
+            "event arguments are passed positionally"
+        )
+    if len(positional) < leading and not var_positional:
+        raise InvalidHandler(
+            f"{what}: {name} must take at least {leading} positional parameter(s)"
+            + (" (the session first)" if leading else "")
+        )
+    required = sum(1 for p in positional if p.default is inspect.Parameter.empty)
+    max_args = None if var_positional else len(positional) - leading
+    is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004 - objects with an async __call__
+    )
+    if inspect.isasyncgenfunction(func):
+        raise InvalidHandler(f"{what}: {name} is an async generator, not a handler")
+    return Handler(func, is_async, max(0, required - leading), max_args)
+
+
+class Namespace:
+    """Base class for class-based namespaces.
+
+    Methods named ``on_<event>`` handle ``<event>``; ``on_connect`` and
+    ``on_disconnect`` handle the lifecycle. Register an instance with
+    ``server.register(...)`` or ``client.register(...)``.
+
+    Example:
+        ```python
+        class Chat(eventsock.Namespace):
+            async def on_message(self, session, text):
+                await self.emit("message", text, to="lobby")
+
+        server.register(Chat("/chat"))
+        ```
+    """
+
+    def __init__(self, namespace: str = "/") -> None:
+        self.namespace = namespace
+        self._owner: Any = None
+
+    @property
+    def owner(self) -> Any:
+        """The Server or Client this namespace is registered with."""
+        if self._owner is None:
+            raise RuntimeError(f"namespace {self.namespace!r} is not registered yet")
+        return self._owner
+
+    async def emit(self, event: str, *args: Any, **options: Any) -> None:
+        """``owner.emit`` with this namespace as the default."""
+        options.setdefault("namespace", self.namespace)
+        await self.owner.emit(event, *args, **options)
+
+    async def call(self, event: str, *args: Any, **options: Any) -> Any:
+        """``owner.call`` with this namespace as the default."""
+        options.setdefault("namespace", self.namespace)
+        return await self.owner.call(event, *args, **options)
+
+    def handlers(self) -> dict[str, Callable[..., Any]]:
+        """The ``on_<event>`` methods of this instance, by event name."""
+        found: dict[str, Callable[..., Any]] = {}
+        for attr in dir(type(self)):
+            if attr.startswith("on_") and len(attr) > 3:
+                method = getattr(self, attr)
+                if callable(method):
+                    found[attr[3:]] = method
+        return found
+
+
+# (leading parameters, the most extra parameters the lifecycle handler may require)
+_Shape = tuple[int, int]
+
+
+class HandlerRegistry:
+    """Decorators and lookup shared by Server and Client.
+
+    Subclasses say how many leading parameters each kind of handler takes.
+    """
+
+    _role: str = "handler"
+    #: event handlers: leading parameters before the event's arguments
+    _event_leading: int = 0
+    #: lifecycle events and how many parameters their handlers get: (leading, optional)
+    _lifecycle: dict[str, _Shape] = {}
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, dict[str, Handler]] = {}
+
+    @overload
+    def on(self, event: str, handler: F, *, namespace: str = "/") -> F: ...
+
+    @overload
+    def on(self, event: str, handler: None = None, *, namespace: str = "/") -> Callable[[F], F]: ...
+
+    def on(
+        self, event: str, handler: F | None = None, *, namespace: str = "/"
+    ) -> F | Callable[[F], F]:
+        """Register a handler for ``event`` on ``namespace``, as a decorator or directly.
+
+        ``"*"`` registers a catch-all for events that have no handler of their own.
+
+        Raises:
+            InvalidHandler: the handler's signature cannot receive the event.
+        """
+
+        def decorate(func: F) -> F:
+            self._add(namespace, event, func)
+            return func
+
+        if handler is not None:
+            return decorate(handler)
+        return decorate
+
+    @overload
+    def event(self, handler: F, *, namespace: str = "/") -> F: ...
+
+    @overload
+    def event(self, handler: None = None, *, namespace: str = "/") -> Callable[[F], F]: ...
+
+    def event(
+        self, handler: F | None = None, *, namespace: str = "/"
+    ) -> F | Callable[[F], F]:
+        """Register a handler named after the function: ``@server.event`` on
+        ``async def chat(...)`` handles ``"chat"``."""
+
+        def decorate(func: F) -> F:
+            name = getattr(func, "__name__", None)
+            if not isinstance(name, str):
+                raise InvalidHandler(f"{func!r} has no __name__ to take the event name from")
+            self._add(namespace, name, func)
+            return func
+
+        if handler is not None:
+            return decorate(handler)
+        return decorate
+
+    def register(self, namespace: Namespace) -> None:
+        """Register a class-based namespace's ``on_<event>`` methods.
+
+        Raises:
+            InvalidHandler: one of its methods has a signature that cannot receive its event.
+        """
+        if not isinstance(namespace, Namespace):
+            raise InvalidHandler(f"{namespace!r} is not an eventsock.Namespace instance")
+        for event, method in namespace.handlers().items():
+            self._add(namespace.namespace, event, method)
+        namespace._owner = self
+
+    def _add(self, namespace: str, event: str, func: Callable[..., Any]) -> None:
+        if not isinstance(event, str) or not event:
+            raise InvalidHandler(f"event name must be a non-empty string, not {event!r}")
+        if not isinstance(namespace, str) or not namespace.startswith("/"):
+            raise InvalidHandler(f"namespace must be a string starting with '/', not {namespace!r}")
+        what = f"{self._role} handler {event!r} on {namespace!r}"
+        if event in self._lifecycle:
+            leading, optional = self._lifecycle[event]
+            handler = make_handler(func, leading=leading, what=what)
+            if handler.min_args > optional:
+                raise InvalidHandler(
+                    f"{what}: takes {leading} parameter(s)"
+                    + (f" and optionally {optional} more" if optional else "")
+                    + f", but {getattr(func, '__qualname__', func)} requires more"
+                )
+        elif event == CATCH_ALL:
+            handler = make_handler(func, leading=self._event_leading + 1, what=what)
+        else:
+            handler = make_handler(func, leading=self._event_leading, what=what)
+        self._handlers.setdefault(namespace, {})[event] = handler
+
+    def _lookup(self, namespace: str, event: str) -> tuple[Handler | None, bool]:
+        """The handler for an event and whether it is the catch-all."""
+        handlers = self._handlers.get(namespace)
+        if handlers is None:
+            return None, False
+        # Lifecycle handlers never answer an EVENT of the same name sent by a peer.
+        handler = None if event in self._lifecycle else handlers.get(event)
+        if handler is not None:
+            return handler, False
+        return handlers.get(CATCH_ALL), True
+
+    def _lifecycle_handler(self, namespace: str, event: str) -> Handler | None:
+        handlers = self._handlers.get(namespace)
+        return None if handlers is None else handlers.get(event)

@@ -1,0 +1,619 @@
+"""The eventsock server: attach to an aiohttp application, accept namespace
+connections, dispatch events to handlers, emit, call and broadcast."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from .codec import PING_FRAME, encode_open, encode_packet
+from .exceptions import ConnectionClosed, ConnectionRefused, NotConnected
+from .handlers import Handler, HandlerRegistry
+from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
+from .protocol import ServerProtocol
+from .rooms import Rooms
+from .session import Link, check_event_name
+from .transport import CLOSE_GOING_AWAY, HandshakeRequest, Site, WebSocket, mount
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["Server", "Session"]
+
+logger = logging.getLogger("eventsock")
+
+OriginPolicy = str | Iterable[str] | Callable[[str], bool] | None
+
+#: Disconnect reasons a server ``disconnect`` handler may receive.
+REASONS = (
+    "client disconnect",
+    "server disconnect",
+    "ping timeout",
+    "transport close",
+    "transport error",
+    "server shutting down",
+)
+
+
+def _new_id() -> str:
+    # 15 random bytes make the 20-character url-safe ids both Socket.IO stacks use.
+    return secrets.token_urlsafe(15)
+
+
+def _as_rooms(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+class Session:
+    """One client's connection to one namespace; the first argument of every server
+    handler.
+
+    Attributes:
+        id: the Socket.IO session id (also the name of the session's own room).
+        namespace: the namespace this session is connected to.
+        data: free per-connection state for the application.
+        headers: the HTTP headers of the request that opened the connection.
+        query: the query parameters of that request.
+    """
+
+    __slots__ = ("_buffer", "_conn", "_server", "connected", "data", "id", "namespace")
+
+    def __init__(self, server: Server, conn: _Connection, namespace: str, sid: str) -> None:
+        self.id = sid
+        self.namespace = namespace
+        self.data: dict[str, Any] = {}
+        self.connected = False
+        self._server = server
+        self._conn = conn
+        # Frames for this session while its connect handler runs; sent after the reply.
+        self._buffer: list[bytes] | None = []
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The HTTP headers of the request that opened the connection."""
+        return self._conn.handshake.headers
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        """The query parameters of the request that opened the connection."""
+        return self._conn.handshake.query
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """The rooms this session is in, its own room (its id) included."""
+        return self._server._rooms_for(self.namespace).rooms_of(self.id)
+
+    def _deliver(self, frame: bytes) -> None:
+        if self._buffer is not None:
+            self._buffer.append(frame)
+        elif self.connected:
+            try:
+                self._conn.link.send(frame)
+            except ConnectionClosed:
+                pass  # the connection is ending; its disconnect handling is under way
+
+    async def emit(self, event: str, *args: Any) -> None:
+        """Send an event to this client.
+
+        Raises:
+            NotConnected: the session has ended.
+            EncodeError: an argument cannot be encoded.
+        """
+        check_event_name(event)
+        if not self.connected and self._buffer is None:
+            raise NotConnected(f"session {self.id} is not connected")
+        self._deliver(encode_packet(Event(event, args, self.namespace)))
+
+    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
+        """Send an event to this client and return its acknowledgement.
+
+        One ack argument is returned as is, several as a tuple, none as ``None``.
+
+        Raises:
+            AckTimeout: no ack arrived within ``timeout`` seconds.
+            NotConnected: the session is not connected (or still in its connect handler).
+            ConnectionClosed: the connection ended before the ack arrived.
+        """
+        check_event_name(event)
+        if not self.connected:
+            raise NotConnected(
+                f"session {self.id} is not connected"
+                + (" yet: call() cannot be used in the connect handler" if self._buffer is not None else "")
+            )
+        return await self._conn.link.call(self.namespace, event, args, timeout)
+
+    async def enter_room(self, room: str) -> None:
+        """Put this session in ``room``."""
+        self._server._rooms_for(self.namespace).enter(self.id, room)
+
+    async def leave_room(self, room: str) -> None:
+        """Take this session out of ``room``."""
+        self._server._rooms_for(self.namespace).leave(self.id, room)
+
+    async def disconnect(self) -> None:
+        """Disconnect this client from the namespace (it receives DISCONNECT)."""
+        self._conn.disconnect_session(self, "server disconnect")
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} on {self.namespace!r}>"
+
+
+class _Connection:
+    """One Engine.IO connection on the server: heartbeat, namespaces, dispatch."""
+
+    def __init__(self, server: Server, ws: WebSocket, handshake: HandshakeRequest) -> None:
+        self.server = server
+        self.handshake = handshake
+        self.eio_sid = _new_id()
+        self.protocol = ServerProtocol(max_payload=server.max_payload)
+        self.link = Link(ws, self.protocol, tasks=server._tasks)
+        self.sessions: dict[str, Session] = {}
+        self._loop = asyncio.get_running_loop()
+        self._ping_handle: asyncio.TimerHandle | None = None
+        self._pong_handle: asyncio.TimerHandle | None = None
+        self._connect_handle: asyncio.TimerHandle | None = None
+
+    async def run(self) -> None:
+        server = self.server
+        self.link.send(
+            encode_open(
+                Open(self.eio_sid, server.ping_interval, server.ping_timeout, server.max_payload)
+            )
+        )
+        self._ping_handle = self._loop.call_later(server.ping_interval, self._send_ping)
+        self._connect_handle = self._loop.call_later(server.connect_timeout, self._connect_timeout)
+        reason = "transport error"
+        try:
+            reason = await self.link.run(self._on_frame)
+        finally:
+            for handle in (self._ping_handle, self._pong_handle, self._connect_handle):
+                if handle is not None:
+                    handle.cancel()
+            for session in list(self.sessions.values()):
+                self._end_session(session, reason)
+
+    # -- heartbeat -------------------------------------------------------------------
+
+    def _send_ping(self) -> None:
+        self._ping_handle = None
+        if not self.link.open:
+            return
+        self.link.send(PING_FRAME)
+        self._pong_handle = self._loop.call_later(self.server.ping_timeout, self._ping_timeout)
+
+    def _on_pong(self) -> None:
+        if self._pong_handle is None:
+            return  # an unsolicited pong changes nothing
+        self._pong_handle.cancel()
+        self._pong_handle = None
+        self._ping_handle = self._loop.call_later(self.server.ping_interval, self._send_ping)
+
+    def _ping_timeout(self) -> None:
+        logger.info("closing connection %s: no pong within ping_timeout", self.eio_sid)
+        self.link.close("ping timeout")
+
+    def _connect_timeout(self) -> None:
+        self._connect_handle = None
+        if not self.protocol.connected and not self.protocol.pending:
+            logger.info("closing connection %s: no namespace joined within connect_timeout", self.eio_sid)
+            self.link.close("transport close", message="connect timeout")
+
+    # -- packets ---------------------------------------------------------------------
+
+    def _on_frame(self, frame: str | bytes) -> None:
+        item = self.protocol.receive(frame)
+        if item is None:
+            return
+        kind = type(item)
+        if kind is Event:
+            assert isinstance(item, Event)
+            self._on_event(item)
+        elif kind is Ack:
+            assert isinstance(item, Ack)
+            self.link.resolve_ack(item)
+        elif kind is Pong:
+            self._on_pong()
+        elif kind is Connect:
+            assert isinstance(item, Connect)
+            self._on_connect(item)
+        elif kind is Disconnect:
+            session = self.sessions.get(item.namespace)  # type: ignore[union-attr]
+            if session is not None:
+                self._end_session(session, "client disconnect")
+        elif kind is Close:
+            self.link.close("transport close")
+
+    def _on_event(self, packet: Event) -> None:
+        session = self.sessions[packet.namespace]
+        handler, catch_all = self.server._lookup(packet.namespace, packet.name)
+        label = f"{packet.name!r} on {packet.namespace!r}"
+        if handler is None:
+            logger.debug("no handler for event %s", label)
+            return
+        args = (packet.name, *packet.args) if catch_all else packet.args
+        if not handler.accepts(len(packet.args) + catch_all):
+            logger.error(
+                "event %s dropped: it has %d argument(s), its handler takes %s",
+                label,
+                len(packet.args),
+                handler.describe(),
+            )
+            return
+        self.link.dispatch(handler, (session, *args), packet.namespace, packet.id, label)
+
+    def _on_connect(self, packet: Connect) -> None:
+        namespace = packet.namespace
+        server = self.server
+        if namespace not in server._handlers:
+            self.link.send(self.protocol.refuse(namespace, "Invalid namespace"))
+            return
+        session = Session(server, self, namespace, _new_id())
+        self.sessions[namespace] = session
+        server._sessions[session.id] = session
+        server._rooms_for(namespace).enter(session.id, session.id)
+        auth = packet.data if packet.data is not None else {}
+        handler = server._lifecycle_handler(namespace, "connect")
+        if handler is None:
+            self._accept(session)
+        elif handler.is_async:
+            self.link.spawn(self._run_connect(handler, session, auth))
+        else:
+            try:
+                result = handler.func(*((session, auth) if handler.max_args != 0 else (session,)))
+            except Exception as exc:
+                self._refuse(session, exc)
+            else:
+                self._accept_or_refuse(session, result)
+
+    async def _run_connect(self, handler: Handler, session: Session, auth: dict[str, Any]) -> None:
+        try:
+            result = await handler.func(*((session, auth) if handler.max_args != 0 else (session,)))
+        except Exception as exc:
+            self._refuse(session, exc)
+        else:
+            self._accept_or_refuse(session, result)
+
+    def _accept_or_refuse(self, session: Session, result: Any) -> None:
+        if result is False:
+            self._refuse(session, ConnectionRefused("Connection rejected by server"))
+        else:
+            self._accept(session)
+
+    def _accept(self, session: Session) -> None:
+        namespace = session.namespace
+        if namespace not in self.protocol.pending or not self.link.open:
+            self._forget(session)  # the client left while its connect handler ran
+            return
+        if self._connect_handle is not None:
+            self._connect_handle.cancel()
+            self._connect_handle = None
+        self.link.send(self.protocol.accept(namespace, session.id))
+        buffered, session._buffer = session._buffer, None
+        session.connected = True
+        for frame in buffered or ():
+            self.link.send(frame)
+
+    def _refuse(self, session: Session, exc: Exception) -> None:
+        if isinstance(exc, ConnectionRefused):
+            message, data = exc.message, exc.data
+        else:
+            logger.error(
+                "connect handler on %r raised", session.namespace, exc_info=exc
+            )
+            message, data = "Internal server error", None
+        self._forget(session)
+        if session.namespace in self.protocol.pending and self.link.open:
+            self.link.send(self.protocol.refuse(session.namespace, message, data))
+
+    def _forget(self, session: Session) -> None:
+        session._buffer = None
+        if self.sessions.get(session.namespace) is session:
+            del self.sessions[session.namespace]
+        self.server._sessions.pop(session.id, None)
+        self.server._rooms_for(session.namespace).leave_all(session.id)
+
+    def disconnect_session(self, session: Session, reason: str) -> None:
+        if not session.connected:
+            return
+        if self.link.open and session.namespace in self.protocol.connected:
+            self.link.send(self.protocol.disconnect(session.namespace))
+        self._end_session(session, reason)
+
+    def _end_session(self, session: Session, reason: str) -> None:
+        was_connected = session.connected
+        session.connected = False
+        self._forget(session)
+        self.link.fail_acks(session.namespace, reason)
+        if not was_connected:
+            return
+        handler = self.server._lifecycle_handler(session.namespace, "disconnect")
+        if handler is None:
+            return
+        args = (session, reason) if handler.max_args != 0 else (session,)
+        self.link.dispatch(handler, args, session.namespace, None, f"'disconnect' on {session.namespace!r}")
+
+
+class Server(HandlerRegistry):
+    """An eventsock server.
+
+    Args:
+        path: the URL path of the endpoint (Socket.IO's default is ``/socket.io/``).
+        ping_interval: seconds between the server's pings.
+        ping_timeout: seconds a client has to answer a ping before it is dropped.
+        max_payload: the largest frame accepted, in bytes; a larger one closes that
+            connection.
+        connect_timeout: seconds a new connection has to join a namespace.
+        allowed_origins: browser ``Origin`` values allowed to connect: ``None`` for
+            same-origin only (requests without an ``Origin`` header, as non-browser
+            clients send, are allowed), ``"*"`` for any, a list, or a callable taking
+            the origin and returning whether it is allowed.
+
+    Example:
+        ```python
+        server = eventsock.Server()
+
+        @server.on("add")
+        async def add(session, a, b):
+            return a + b
+
+        server.run(port=8000)
+        ```
+    """
+
+    _role = "server"
+    _event_leading = 1
+    _lifecycle = {"connect": (1, 1), "disconnect": (1, 1)}
+
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io/",
+        ping_interval: float = 25.0,
+        ping_timeout: float = 20.0,
+        max_payload: int = 1_000_000,
+        connect_timeout: float = 45.0,
+        allowed_origins: OriginPolicy = None,
+    ) -> None:
+        super().__init__()
+        if ping_interval <= 0 or ping_timeout <= 0 or connect_timeout <= 0:
+            raise ValueError("ping_interval, ping_timeout and connect_timeout must be positive")
+        if max_payload < 64:
+            raise ValueError("max_payload must be at least 64 bytes")
+        self.path = path
+        self.ping_interval = float(ping_interval)
+        self.ping_timeout = float(ping_timeout)
+        self.max_payload = int(max_payload)
+        self.connect_timeout = float(connect_timeout)
+        self._origin_allowed = self._origin_policy(allowed_origins)
+        self._connections: dict[_Connection, asyncio.Event] = {}
+        self._sessions: dict[str, Session] = {}
+        self._rooms: dict[str, Rooms] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._site: Site | None = None
+        self._closing = False
+
+    # -- mounting and running --------------------------------------------------------
+
+    def attach(self, app: web.Application) -> None:
+        """Serve the endpoint from an existing aiohttp application at ``path``.
+
+        The application's shutdown also shuts this server down.
+        """
+        mount(
+            app,
+            self.path,
+            check=self._check_request,
+            serve=self._serve_connection,
+            on_shutdown=self._close_connections,
+            max_payload=self.max_payload,
+        )
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Start a standalone server inside the running loop; returns the bound port.
+
+        Use port 0 for an ephemeral port. Stop it with :meth:`shutdown`.
+        """
+        from aiohttp import web
+
+        if self._site is not None:
+            raise RuntimeError("this server is already started")
+        app = web.Application()
+        self.attach(app)
+        self._closing = False
+        self._site = Site(app)
+        try:
+            return await self._site.start(host, port)
+        except BaseException:
+            self._site = None
+            raise
+
+    async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Run a standalone server until the task is cancelled, then shut down."""
+        await self.start(host, port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.shutdown()
+
+    def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Run a standalone server in a new event loop until interrupted (Ctrl-C)."""
+        try:
+            asyncio.run(self.serve(host, port))
+        except KeyboardInterrupt:
+            pass
+
+    async def shutdown(self) -> None:
+        """Disconnect every session (reason "server shutting down"), cancel the
+        handlers still running, and stop the standalone site if there is one."""
+        await self._close_connections()
+        if self._site is not None:
+            site, self._site = self._site, None
+            await site.stop()
+
+    async def _close_connections(self) -> None:
+        self._closing = True
+        for conn in list(self._connections):
+            conn.link.close("server shutting down", code=CLOSE_GOING_AWAY)
+        done = [event.wait() for event in self._connections.values()]
+        if done:
+            await asyncio.wait_for(asyncio.gather(*done), 10.0)
+        current = asyncio.current_task()
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the HTTP side ---------------------------------------------------------------
+
+    @staticmethod
+    def _origin_policy(policy: OriginPolicy) -> Callable[[str, str], bool]:
+        if policy is None:
+            return lambda origin, host: urlsplit(origin).netloc.lower() == host.lower()
+        if policy == "*":
+            return lambda origin, host: True
+        if callable(policy):
+            check = policy
+            return lambda origin, host: bool(check(origin))
+        if isinstance(policy, str):
+            allowed = {policy.rstrip("/")}
+        else:
+            allowed = {item.rstrip("/") for item in policy}
+        return lambda origin, host: origin.rstrip("/") in allowed
+
+    def _check_request(self, request: HandshakeRequest) -> tuple[int, dict[str, Any]] | None:
+        if request.query.get("EIO") != "4":
+            return 400, {"code": 5, "message": "Unsupported protocol version"}
+        if request.query.get("transport") != "websocket":
+            return 400, {"code": 0, "message": "Transport unknown"}
+        if "sid" in request.query:
+            return 400, {"code": 1, "message": "Session ID unknown"}
+        origin = request.headers.get("Origin")
+        if origin is not None and not self._origin_allowed(origin, request.host):
+            logger.info("refused a connection from origin %r", origin)
+            return 403, {"code": 4, "message": "Forbidden"}
+        if not request.is_upgrade:
+            return 400, {"code": 3, "message": "Bad request"}
+        if self._closing:
+            return 503, {"code": 3, "message": "Server shutting down"}
+        return None
+
+    async def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> None:
+        conn = _Connection(self, ws, request)
+        done = asyncio.Event()
+        self._connections[conn] = done
+        try:
+            await conn.run()
+        finally:
+            del self._connections[conn]
+            done.set()
+
+    # -- state -----------------------------------------------------------------------
+
+    def _rooms_for(self, namespace: str) -> Rooms:
+        rooms = self._rooms.get(namespace)
+        if rooms is None:
+            rooms = self._rooms[namespace] = Rooms()
+        return rooms
+
+    def _session(self, sid: str, namespace: str) -> Session:
+        session = self._sessions.get(sid)
+        if session is None or session.namespace != namespace or not session.connected:
+            raise NotConnected(f"no session {sid!r} is connected to {namespace!r}")
+        return session
+
+    def get_session(self, sid: str) -> Session | None:
+        """The session with id ``sid``, or ``None``."""
+        return self._sessions.get(sid)
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def emit(
+        self,
+        event: str,
+        *args: Any,
+        to: str | Iterable[str] | None = None,
+        skip: str | Iterable[str] | None = None,
+        namespace: str = "/",
+    ) -> None:
+        """Send an event to the sessions in ``to`` (session ids or rooms; all the
+        namespace's sessions when omitted) except those in ``skip``.
+
+        The packet is encoded once for every recipient.
+
+        Raises:
+            ValueError: ``event`` is a reserved name.
+            EncodeError: an argument cannot be encoded.
+        """
+        check_event_name(event)
+        frame = encode_packet(Event(event, args, namespace))
+        rooms = self._rooms.get(namespace)
+        if rooms is None:
+            return
+        sessions = self._sessions
+        for sid in rooms.resolve(_as_rooms(to), _as_rooms(skip) or ()):
+            session = sessions.get(sid)
+            if session is not None:
+                session._deliver(frame)
+
+    async def call(
+        self, event: str, *args: Any, to: str, namespace: str = "/", timeout: float = 60.0
+    ) -> Any:
+        """Send an event to one session and return its acknowledgement.
+
+        Raises:
+            NotConnected: no session ``to`` is connected to ``namespace``.
+            AckTimeout: no ack arrived within ``timeout`` seconds.
+            ConnectionClosed: the connection ended before the ack arrived.
+        """
+        return await self._session(to, namespace).call(event, *args, timeout=timeout)
+
+    # -- rooms -----------------------------------------------------------------------
+
+    async def enter_room(self, sid: str, room: str, *, namespace: str = "/") -> None:
+        """Put session ``sid`` in ``room``."""
+        self._rooms_for(namespace).enter(self._session(sid, namespace).id, room)
+
+    async def leave_room(self, sid: str, room: str, *, namespace: str = "/") -> None:
+        """Take session ``sid`` out of ``room``."""
+        self._rooms_for(namespace).leave(sid, room)
+
+    async def close_room(self, room: str, *, namespace: str = "/") -> None:
+        """Take every session out of ``room``."""
+        self._rooms_for(namespace).close(room)
+
+    def rooms(self, sid: str, *, namespace: str = "/") -> frozenset[str]:
+        """The rooms session ``sid`` is in (its own room included)."""
+        return self._rooms_for(namespace).rooms_of(sid)
+
+    def members(self, room: str, *, namespace: str = "/") -> frozenset[str]:
+        """The ids of the sessions in ``room``."""
+        return self._rooms_for(namespace).members(room)
+
+    async def disconnect(self, sid: str, *, namespace: str = "/") -> None:
+        """Disconnect session ``sid`` from ``namespace`` (reason "server disconnect")."""
+        session = self._session(sid, namespace)
+        await session.disconnect()
+
+    @property
+    def connection_count(self) -> int:
+        """How many WebSocket connections are open."""
+        return len(self._connections)
+
+    @property
+    def session_count(self) -> int:
+        """How many namespace sessions exist (connected or in their connect handler)."""
+        return len(self._sessions)
+
+    @property
+    def task_count(self) -> int:
+        """How many handler tasks are running."""
+        return len(self._tasks)

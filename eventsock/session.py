@@ -1,0 +1,264 @@
+"""The asyncio side of one connection, shared by the server and the client.
+
+A :class:`Link` owns one :class:`~eventsock.transport.WebSocket` and drives a Sans-I/O
+protocol object: one reader (the task that calls :meth:`Link.run`), one writer task
+fed by a queue that never blocks the caller, the futures of calls awaiting their acks,
+and the tasks of async handlers.
+
+Ordering: events from one connection are handled in arrival order. A plain (sync)
+handler runs to completion before the next frame is read; an ``async`` handler is
+started as a task in arrival order, so handlers that await may finish out of order. A
+handler never blocks the reader, so it may ``call()`` back the same peer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .codec import encode_packet
+from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
+from .handlers import Handler
+from .packets import Ack, Event, RESERVED_EVENTS
+from .protocol import ClientProtocol, ServerProtocol
+from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
+
+__all__ = ["Link", "ack_args", "ack_result", "check_event_name"]
+
+logger = logging.getLogger("eventsock")
+
+
+def check_event_name(event: str) -> None:
+    """Refuse to emit names the Socket.IO peers reserve.
+
+    Raises:
+        ValueError: ``event`` is reserved or not a string.
+    """
+    if type(event) is not str:
+        raise ValueError(f"event name must be a string, not {type(event).__name__}")
+    if event in RESERVED_EVENTS:
+        raise ValueError(f"{event!r} is a reserved event name")
+
+
+def ack_args(result: Any) -> tuple[Any, ...]:
+    """A handler's return value as ack arguments: ``None`` → none, a tuple → several."""
+    if result is None:
+        return ()
+    if type(result) is tuple:
+        return result
+    return (result,)
+
+
+def ack_result(args: tuple[Any, ...]) -> Any:
+    """Ack arguments as ``call()`` returns them: none → ``None``, one → it, more → a tuple."""
+    if not args:
+        return None
+    if len(args) == 1:
+        return args[0]
+    return args
+
+
+class Link:
+    """One connection: reader loop, writer task, pending acks, handler tasks."""
+
+    def __init__(
+        self,
+        ws: WebSocket,
+        protocol: ServerProtocol | ClientProtocol,
+        *,
+        tasks: set[asyncio.Task[Any]],
+    ) -> None:
+        self.ws = ws
+        self.protocol = protocol
+        self.close_reason: str | None = None
+        self._loop = asyncio.get_running_loop()
+        self._queue: deque[str | bytes] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._close_code = CLOSE_NORMAL
+        self._close_message = ""
+        self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
+        # Handler tasks live in the owner's set, so shutdown can cancel what remains.
+        self._tasks = tasks
+        self._writer = self._loop.create_task(self._write_loop())
+
+    # -- writing ---------------------------------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """Whether frames can still be sent."""
+        return not self._closing
+
+    def send(self, frame: str | bytes) -> None:
+        """Queue one frame; never blocks.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if self._closing:
+            raise ConnectionClosed(self.close_reason or "connection closed")
+        self._queue.append(frame)
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        queue = self._queue
+        try:
+            while True:
+                while queue:
+                    await self.ws.send(queue.popleft())
+                if self._closing:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+        except ConnectionClosed as exc:
+            self.close("transport error", message=exc.reason)
+        finally:
+            queue.clear()
+            await self.ws.close(self._close_code, self._close_message)
+
+    def close(self, reason: str, *, code: int = CLOSE_NORMAL, message: str = "") -> None:
+        """Flush what is queued, then close the WebSocket. The first reason given wins."""
+        if self.close_reason is None:
+            self.close_reason = reason
+        if self._closing:
+            return
+        self._closing = True
+        self._close_code = code
+        self._close_message = message
+        self._wake.set()
+
+    async def run(self, on_frame: Callable[[str | bytes], None]) -> str:
+        """Read frames until the WebSocket ends; returns the disconnect reason.
+
+        ``on_frame`` handles each frame; a :class:`ProtocolError` it raises closes this
+        connection with code 1002 and reason "transport error", after logging why.
+        """
+        ws = self.ws
+        try:
+            while True:
+                frame = await ws.receive()
+                if type(frame) is Closed:
+                    if frame.error is not None:
+                        if self.close_reason is None:
+                            logger.warning("connection broke: %s", frame.error)
+                        self.close("transport error")
+                    else:
+                        self.close("transport close")
+                    break
+                if self._closing:
+                    continue  # draining until the peer answers our close
+                try:
+                    on_frame(frame)  # type: ignore[arg-type]
+                except ProtocolError as exc:
+                    logger.warning("closing connection: %s", exc.reason)
+                    self.close("transport error", code=CLOSE_PROTOCOL_ERROR, message=exc.reason)
+        finally:
+            self.close("transport close")
+            await asyncio.shield(self._writer)
+            self.fail_acks(None, self.close_reason or "connection closed")
+        return self.close_reason or "transport close"
+
+    # -- acks ------------------------------------------------------------------------
+
+    async def call(
+        self, namespace: str, event: str, args: tuple[Any, ...], timeout: float
+    ) -> Any:
+        """Send an EVENT that asks for an ack and wait for it.
+
+        Raises:
+            AckTimeout: no ack within ``timeout`` seconds.
+            ConnectionClosed: the connection or namespace ended first.
+        """
+        ack_id = self.protocol.next_ack_id(namespace)
+        frame = encode_packet(Event(event, args, namespace, ack_id))
+        future: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
+        key = (namespace, ack_id)
+        self.send(frame)
+        self._acks[key] = future
+        try:
+            async with asyncio.timeout(timeout):
+                return ack_result(await future)
+        except TimeoutError:
+            if future.done() and not future.cancelled():
+                raise
+            raise AckTimeout(f"no ack for {event!r} on {namespace!r} within {timeout} s") from None
+        finally:
+            self._acks.pop(key, None)
+
+    def resolve_ack(self, packet: Ack) -> None:
+        """Deliver an ACK to its call; an unknown or late id is ignored."""
+        future = self._acks.pop((packet.namespace, packet.id), None)
+        if future is not None and not future.done():
+            future.set_result(packet.args)
+
+    def fail_acks(self, namespace: str | None, reason: str) -> None:
+        """Fail the calls waiting on ``namespace`` (all when ``None``) at once."""
+        for key in [k for k in self._acks if namespace is None or k[0] == namespace]:
+            future = self._acks.pop(key)
+            if not future.done():
+                future.set_exception(ConnectionClosed(reason))
+
+    @property
+    def pending_acks(self) -> int:
+        """How many calls are waiting for an ack on this connection."""
+        return len(self._acks)
+
+    # -- handlers --------------------------------------------------------------------
+
+    def dispatch(
+        self,
+        handler: Handler,
+        args: tuple[Any, ...],
+        namespace: str,
+        ack_id: int | None,
+        label: str,
+    ) -> None:
+        """Run a handler for an event; its return value becomes the ack when asked."""
+        if handler.is_async:
+            self.spawn(self._run_async(handler, args, namespace, ack_id, label))
+            return
+        try:
+            result = handler.func(*args)
+        except Exception:
+            logger.exception("handler for %s raised", label)
+            return
+        if ack_id is not None:
+            self.send_ack(namespace, ack_id, result)
+
+    async def _run_async(
+        self,
+        handler: Handler,
+        args: tuple[Any, ...],
+        namespace: str,
+        ack_id: int | None,
+        label: str,
+    ) -> None:
+        try:
+            result = await handler.func(*args)
+        except Exception:
+            logger.exception("handler for %s raised", label)
+            return
+        if ack_id is not None:
+            self.send_ack(namespace, ack_id, result)
+
+    def send_ack(self, namespace: str, ack_id: int, result: Any) -> None:
+        """Answer a call; dropped with a debug line if the connection is gone."""
+        if not self.open or namespace not in self.protocol.connected:
+            logger.debug("ack %d on %r dropped: the namespace is gone", ack_id, namespace)
+            return
+        try:
+            frame = encode_packet(Ack(ack_id, ack_args(result), namespace))
+        except TypeError:
+            logger.exception("cannot encode the ack of a handler on %r", namespace)
+            return
+        self.send(frame)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        """Start a task that the owner tracks until it ends."""
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task

@@ -1,0 +1,241 @@
+"""The only module that touches aiohttp.
+
+It turns aiohttp's WebSockets into :class:`WebSocket` (frames are ``str`` or ``bytes``,
+the end is a :class:`Closed` value), mounts the server's endpoint on an
+``aiohttp.web.Application``, opens client WebSockets, and runs a standalone site.
+aiohttp's errors are translated here, and only here, with the cause chained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .exceptions import ConnectionClosed, ConnectionFailed
+
+__all__ = [
+    "Closed",
+    "HandshakeRequest",
+    "Site",
+    "WebSocket",
+    "connect",
+    "mount",
+]
+
+# RFC 6455 close codes used by eventsock.
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The end of a WebSocket: its close code and, if it broke, what broke it."""
+
+    code: int | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeRequest:
+    """What the server sees of the HTTP request that opens a connection."""
+
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    host: str
+    remote: str | None
+    is_upgrade: bool
+
+
+_AiohttpWS = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
+
+
+class WebSocket:
+    """One open WebSocket, server or client side, with aiohttp kept out of sight."""
+
+    __slots__ = ("_session", "_ws")
+
+    def __init__(self, ws: _AiohttpWS, session: aiohttp.ClientSession | None = None) -> None:
+        self._ws = ws
+        self._session = session
+
+    async def receive(self) -> str | bytes | Closed:
+        """The next data frame, or :class:`Closed` once the WebSocket has ended."""
+        ws = self._ws
+        while True:
+            try:
+                msg = await ws.receive()
+            except Exception as exc:  # a broken transport surfaces here in odd types
+                return Closed(ws.close_code, f"{type(exc).__name__}: {exc}")
+            kind = msg.type
+            if kind is aiohttp.WSMsgType.BINARY:
+                return msg.data  # type: ignore[no-any-return]
+            if kind is aiohttp.WSMsgType.TEXT:
+                return msg.data  # type: ignore[no-any-return]
+            if kind is aiohttp.WSMsgType.ERROR:
+                exc = msg.data
+                code = getattr(exc, "code", None)
+                if code == CLOSE_TOO_BIG or "size exceeds" in str(exc).lower():
+                    return Closed(CLOSE_TOO_BIG, f"frame exceeds max_payload ({exc})")
+                return Closed(ws.close_code, f"{type(exc).__name__}: {exc}")
+            if kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                return Closed(ws.close_code if ws.close_code is not None else msg.data)
+            # PING and PONG are answered by aiohttp itself; nothing else reaches us.
+
+    async def send(self, frame: str | bytes) -> None:
+        """Send one frame.
+
+        Raises:
+            ConnectionClosed: the WebSocket is closed or broke while sending.
+        """
+        try:
+            if type(frame) is bytes:
+                await self._ws.send_bytes(frame)
+            else:
+                assert isinstance(frame, str)
+                await self._ws.send_str(frame)
+        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
+            raise ConnectionClosed(f"transport error: {exc}") from exc
+
+    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
+        """Close the WebSocket (and the client's HTTP session); never raises."""
+        try:
+            await self._ws.close(code=code, message=reason.encode()[:120])
+        except Exception:  # noqa: S110 - closing a broken socket has nothing left to report
+            pass
+        finally:
+            if self._session is not None:
+                await self._session.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the WebSocket has closed."""
+        return self._ws.closed
+
+
+def mount(
+    app: web.Application,
+    path: str,
+    *,
+    check: Callable[[HandshakeRequest], tuple[int, dict[str, Any]] | None],
+    serve: Callable[[HandshakeRequest, WebSocket], Awaitable[None]],
+    on_shutdown: Callable[[], Awaitable[None]],
+    max_payload: int,
+) -> None:
+    """Add the Engine.IO endpoint at ``path`` (with and without a trailing slash).
+
+    ``check`` refuses a request with an HTTP status and a JSON body before the upgrade;
+    ``serve`` runs the connection until it ends.
+    """
+
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        handshake = HandshakeRequest(
+            query=dict(request.query),
+            headers=dict(request.headers),
+            host=request.host,
+            remote=request.remote,
+            is_upgrade=request.headers.get("Upgrade", "").lower() == "websocket",
+        )
+        refusal = check(handshake)
+        if refusal is not None:
+            status, body = refusal
+            return web.json_response(body, status=status)
+        ws = web.WebSocketResponse(
+            max_msg_size=max_payload, compress=False, autoping=True, autoclose=True
+        )
+        try:
+            await ws.prepare(request)
+        except (web.HTTPException, ConnectionError) as exc:
+            return web.json_response({"code": 3, "message": f"Bad request: {exc}"}, status=400)
+        await serve(handshake, WebSocket(ws))
+        return ws
+
+    async def shutdown(_app: web.Application) -> None:
+        await on_shutdown()
+
+    base = "/" + path.strip("/")
+    app.router.add_get(base + "/", endpoint)
+    app.router.add_get(base, endpoint)
+    app.on_shutdown.append(shutdown)
+
+
+async def connect(
+    url: str,
+    *,
+    headers: Mapping[str, str] | None,
+    ssl: Any,
+    timeout: float,
+    max_payload: int,
+) -> WebSocket:
+    """Open a client WebSocket to ``url``.
+
+    Raises:
+        ConnectionFailed: the connection, the TLS handshake or the HTTP upgrade failed,
+            or did not finish within ``timeout`` seconds.
+    """
+    session = aiohttp.ClientSession()
+    try:
+        ws = await asyncio.wait_for(
+            session.ws_connect(
+                url,
+                headers=dict(headers) if headers else None,
+                ssl=ssl if ssl is not None else True,
+                max_msg_size=max_payload,
+                autoping=True,
+                autoclose=True,
+            ),
+            timeout,
+        )
+    except asyncio.TimeoutError as exc:
+        await session.close()
+        raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from exc
+    except aiohttp.WSServerHandshakeError as exc:
+        await session.close()
+        raise ConnectionFailed(f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.message}") from exc
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        await session.close()
+        raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
+    except BaseException:
+        await session.close()
+        raise
+    return WebSocket(ws, session)
+
+
+class Site:
+    """A standalone aiohttp server for one application, started and stopped from a loop."""
+
+    def __init__(self, app: web.Application) -> None:
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        self.port: int | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        """Bind and start serving; returns the bound port (useful with port 0)."""
+        await self._runner.setup()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(1024)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            await self._runner.cleanup()
+            raise
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        self.port = int(sock.getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Run the application's shutdown and cleanup, then close the socket."""
+        await self._runner.cleanup()
+

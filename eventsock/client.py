@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .codec import PONG_FRAME, encode_packet
 from .exceptions import ConnectionClosed, ConnectionFailed, ConnectionRefused, NotConnected
@@ -15,7 +15,8 @@ from .handlers import HandlerRegistry
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .protocol import ClientProtocol
 from .session import Link, check_event_name
-from .transport import Closed, connect as open_websocket
+from .transport import Closed
+from .transport import connect as open_websocket
 
 __all__ = ["Client"]
 
@@ -40,9 +41,9 @@ class Client(HandlerRegistry):
         ```
     """
 
-    _role = "client"
-    _event_leading = 0
-    _lifecycle = {"connect": (0, 0), "disconnect": (0, 1)}
+    _role: ClassVar[str] = "client"
+    _event_leading: ClassVar[int] = 0
+    _lifecycle: ClassVar[dict[str, tuple[int, int]]] = {"connect": (0, 0), "disconnect": (0, 1)}
 
     def __init__(self, *, path: str = "/socket.io/", max_payload: int = 16 * 1024 * 1024) -> None:
         super().__init__()
@@ -99,11 +100,16 @@ class Client(HandlerRegistry):
             raise RuntimeError("this client is already connected")
         if auth is not None and not isinstance(auth, dict):
             raise TypeError("auth must be a dict")
-        wanted = list(dict.fromkeys(namespaces if namespaces is not None else sorted(self._handlers)))
+        wanted = list(
+            dict.fromkeys(namespaces if namespaces is not None else sorted(self._handlers))
+        )
         if not wanted:
             wanted = ["/"]
         ws = await open_websocket(
-            self._engine_url(url), headers=headers, ssl=ssl, timeout=timeout,
+            self._engine_url(url),
+            headers=headers,
+            ssl=ssl,
+            timeout=timeout,
             max_payload=self.max_payload,
         )
         protocol = ClientProtocol(max_payload=self.max_payload)
@@ -113,12 +119,16 @@ class Client(HandlerRegistry):
             async with asyncio.timeout_at(deadline):
                 first = await ws.receive()
             if type(first) is Closed:
-                raise ConnectionFailed(f"the server closed the connection before opening it ({first.error})")
-            opened = protocol.receive(first)[0]
+                raise ConnectionFailed(
+                    f"the server closed the connection before opening it ({first.error})"
+                )
+            opened = protocol.receive(first)[0]  # type: ignore[arg-type]
             assert isinstance(opened, Open)
         except TimeoutError:
             await ws.close()
-            raise ConnectionFailed(f"no Engine.IO open packet from {url} within {timeout} s") from None
+            raise ConnectionFailed(
+                f"no Engine.IO open packet from {url} within {timeout} s"
+            ) from None
         except BaseException:
             await ws.close()
             raise
@@ -142,7 +152,9 @@ class Client(HandlerRegistry):
             raise ConnectionFailed(f"no CONNECT reply from {url} within {timeout} s") from None
         except ConnectionClosed as exc:
             await self.disconnect()
-            raise ConnectionFailed(f"the connection to {url} ended while connecting: {exc.reason}") from exc
+            raise ConnectionFailed(
+                f"the connection to {url} ended while connecting: {exc.reason}"
+            ) from exc
         except BaseException:
             await self.disconnect()
             raise
@@ -230,7 +242,9 @@ class Client(HandlerRegistry):
         if not handler.accepts(len(packet.args) + catch_all):
             logger.error(
                 "event %s dropped: it has %d argument(s), its handler takes %s",
-                label, len(packet.args), handler.describe(),
+                label,
+                len(packet.args),
+                handler.describe(),
             )
             return
         link.dispatch(handler, args, packet.namespace, packet.id, label)

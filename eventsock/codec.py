@@ -100,9 +100,7 @@ def decode_packet(payload: bytes) -> Packet:
     """
     decoding = _Decoding()
     try:
-        obj = msgpack.unpackb(
-            payload, raw=False, strict_map_key=False, ext_hook=decoding.ext_hook
-        )
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=decoding.ext_hook)
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for bad input
@@ -145,7 +143,9 @@ def _packet_from_map(obj: dict[Any, Any]) -> Packet:
     if ptype == 4:
         if type(data) is dict:
             message = data.get("message", "")
-            return ConnectError(message if type(message) is str else str(message), data.get("data"), nsp)
+            return ConnectError(
+                message if type(message) is str else str(message), data.get("data"), nsp
+            )
         if type(data) is str:
             return ConnectError(data, None, nsp)
         return ConnectError("", data, nsp)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar, overload
+from typing import Any, ClassVar, Final, TypeVar, overload
 
 from .exceptions import InvalidHandler
 
@@ -154,11 +154,11 @@ class HandlerRegistry:
     Subclasses say how many leading parameters each kind of handler takes.
     """
 
-    _role: str = "handler"
+    _role: ClassVar[str] = "handler"
     #: event handlers: leading parameters before the event's arguments
-    _event_leading: int = 0
+    _event_leading: ClassVar[int] = 0
     #: lifecycle events and how many parameters their handlers get: (leading, optional)
-    _lifecycle: dict[str, _Shape] = {}
+    _lifecycle: ClassVar[dict[str, _Shape]] = {}
 
     def __init__(self) -> None:
         self._handlers: dict[str, dict[str, Handler]] = {}
@@ -194,9 +194,7 @@ class HandlerRegistry:
     @overload
     def event(self, handler: None = None, *, namespace: str = "/") -> Callable[[F], F]: ...
 
-    def event(
-        self, handler: F | None = None, *, namespace: str = "/"
-    ) -> F | Callable[[F], F]:
+    def event(self, handler: F | None = None, *, namespace: str = "/") -> F | Callable[[F], F]:
         """Register a handler named after the function: ``@server.event`` on
         ``async def chat(...)`` handles ``"chat"``."""
 

@@ -95,7 +95,9 @@ class ServerProtocol(_Base):
             control = decode_text_frame(frame) if len(frame) < 2 else None
             if control is not None:
                 if type(control) is Ping:
-                    raise ProtocolError("ping from the client: in Engine.IO v4 only the server pings")
+                    raise ProtocolError(
+                        "ping from the client: in Engine.IO v4 only the server pings"
+                    )
                 if type(control) is Noop:
                     return None
                 if type(control) in (Pong, Close):

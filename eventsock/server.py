@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from .codec import PING_FRAME, encode_open, encode_packet
@@ -126,7 +126,11 @@ class Session:
         if not self.connected:
             raise NotConnected(
                 f"session {self.id} is not connected"
-                + (" yet: call() cannot be used in the connect handler" if self._buffer is not None else "")
+                + (
+                    " yet: call() cannot be used in the connect handler"
+                    if self._buffer is not None
+                    else ""
+                )
             )
         return await self._conn.link.call(self.namespace, event, args, timeout)
 
@@ -203,7 +207,9 @@ class _Connection:
     def _connect_timeout(self) -> None:
         self._connect_handle = None
         if not self.protocol.connected and not self.protocol.pending:
-            logger.info("closing connection %s: no namespace joined within connect_timeout", self.eio_sid)
+            logger.info(
+                "closing connection %s: no namespace joined within connect_timeout", self.eio_sid
+            )
             self.link.close("transport close", message="connect timeout")
 
     # -- packets ---------------------------------------------------------------------
@@ -252,7 +258,8 @@ class _Connection:
     def _on_connect(self, packet: Connect) -> None:
         namespace = packet.namespace
         server = self.server
-        if namespace not in server._handlers:
+        if namespace not in server._handlers and namespace != "/":
+            # "/" always exists, as in Socket.IO; other namespaces exist by their handlers.
             self.link.send(self.protocol.refuse(namespace, "Invalid namespace"))
             return
         session = Session(server, self, namespace, _new_id())
@@ -305,9 +312,7 @@ class _Connection:
         if isinstance(exc, ConnectionRefused):
             message, data = exc.message, exc.data
         else:
-            logger.error(
-                "connect handler on %r raised", session.namespace, exc_info=exc
-            )
+            logger.error("connect handler on %r raised", session.namespace, exc_info=exc)
             message, data = "Internal server error", None
         self._forget(session)
         if session.namespace in self.protocol.pending and self.link.open:
@@ -338,7 +343,9 @@ class _Connection:
         if handler is None:
             return
         args = (session, reason) if handler.max_args != 0 else (session,)
-        self.link.dispatch(handler, args, session.namespace, None, f"'disconnect' on {session.namespace!r}")
+        self.link.dispatch(
+            handler, args, session.namespace, None, f"'disconnect' on {session.namespace!r}"
+        )
 
 
 class Server(HandlerRegistry):
@@ -368,9 +375,9 @@ class Server(HandlerRegistry):
         ```
     """
 
-    _role = "server"
-    _event_leading = 1
-    _lifecycle = {"connect": (1, 1), "disconnect": (1, 1)}
+    _role: ClassVar[str] = "server"
+    _event_leading: ClassVar[int] = 1
+    _lifecycle: ClassVar[dict[str, tuple[int, int]]] = {"connect": (1, 1), "disconnect": (1, 1)}
 
     def __init__(
         self,

@@ -22,7 +22,7 @@ from typing import Any
 from .codec import encode_packet
 from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
 from .handlers import Handler
-from .packets import Ack, Event, RESERVED_EVENTS
+from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
@@ -163,9 +163,7 @@ class Link:
 
     # -- acks ------------------------------------------------------------------------
 
-    async def call(
-        self, namespace: str, event: str, args: tuple[Any, ...], timeout: float
-    ) -> Any:
+    async def call(self, namespace: str, event: str, args: tuple[Any, ...], timeout: float) -> Any:
         """Send an EVENT that asks for an ack and wait for it.
 
         Raises:

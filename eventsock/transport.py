@@ -81,12 +81,16 @@ class WebSocket:
             if kind is aiohttp.WSMsgType.TEXT:
                 return msg.data  # type: ignore[no-any-return]
             if kind is aiohttp.WSMsgType.ERROR:
-                exc = msg.data
-                code = getattr(exc, "code", None)
-                if code == CLOSE_TOO_BIG or "size exceeds" in str(exc).lower():
-                    return Closed(CLOSE_TOO_BIG, f"frame exceeds max_payload ({exc})")
-                return Closed(ws.close_code, f"{type(exc).__name__}: {exc}")
-            if kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                error = msg.data
+                code = getattr(error, "code", None)
+                if code == CLOSE_TOO_BIG or "size exceeds" in str(error).lower():
+                    return Closed(CLOSE_TOO_BIG, f"frame exceeds max_payload ({error})")
+                return Closed(ws.close_code, f"{type(error).__name__}: {error}")
+            if kind in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+            ):
                 return Closed(ws.close_code if ws.close_code is not None else msg.data)
             # PING and PONG are answered by aiohttp itself; nothing else reaches us.
 
@@ -194,12 +198,14 @@ async def connect(
             ),
             timeout,
         )
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         await session.close()
         raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from exc
     except aiohttp.WSServerHandshakeError as exc:
         await session.close()
-        raise ConnectionFailed(f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.message}") from exc
+        raise ConnectionFailed(
+            f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.message}"
+        ) from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         await session.close()
         raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
@@ -238,4 +244,3 @@ class Site:
     async def stop(self) -> None:
         """Run the application's shutdown and cleanup, then close the socket."""
         await self._runner.cleanup()
-

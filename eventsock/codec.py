@@ -104,7 +104,8 @@ def decode_packet(payload: bytes) -> Packet:
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise ProtocolError(f"invalid msgpack: {exc}") from exc
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        raise ProtocolError(f"invalid msgpack ({detail})") from exc
     if type(obj) is not dict:
         raise ProtocolError(f"a packet must be a msgpack map, not {type(obj).__name__}")
     if decoding.saw_undefined:

@@ -207,7 +207,7 @@ class _Connection:
     def _connect_timeout(self) -> None:
         self._connect_handle = None
         if not self.protocol.connected and not self.protocol.pending:
-            logger.info(
+            logger.warning(
                 "closing connection %s: no namespace joined within connect_timeout", self.eio_sid
             )
             self.link.close("transport close", message="connect timeout")

@@ -26,4 +26,3 @@ async def no_leaks() -> AsyncIterator[None]:
         await asyncio.wait(leftover, timeout=2)
         leftover = [t for t in leftover if not t.done()]
     assert not leftover, f"tasks left behind: {leftover}"
-

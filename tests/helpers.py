@@ -19,7 +19,9 @@ async def serving(server: eventsock.Server) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def connected(url: str, client: eventsock.Client | None = None, **kwargs: Any) -> AsyncIterator[eventsock.Client]:
+async def connected(
+    url: str, client: eventsock.Client | None = None, **kwargs: Any
+) -> AsyncIterator[eventsock.Client]:
     client = client or eventsock.Client()
     await client.connect(url, timeout=5, **kwargs)
     try:

@@ -52,8 +52,12 @@ class RawPeer:
         """The next data frame (pings answered and skipped), or None once closed."""
         while True:
             msg = await asyncio.wait_for(self.ws.receive(), timeout)
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+            if msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.ERROR,
+            ):
                 return None
             if msg.type is aiohttp.WSMsgType.TEXT and msg.data == "2":
                 self.pings += 1
@@ -82,8 +86,15 @@ class RawPeer:
         await self.session.close()
 
 
-async def connections_done(server: Server, timeout: float = 5.0) -> None:
-    """Wait until every connection the server holds now has finished its cleanup."""
-    events = list(server._connections.values())
+async def connections_done(
+    server: Server, *, keep: frozenset[str] = frozenset(), timeout: float = 5.0
+) -> None:
+    """Wait until every connection the server holds now, except those holding a session
+    id in ``keep``, has finished its cleanup."""
+    events = [
+        done
+        for conn, done in server._connections.items()
+        if not any(s.id in keep for s in conn.sessions.values())
+    ]
     if events:
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)

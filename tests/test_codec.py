@@ -31,7 +31,7 @@ def h(text: str) -> bytes:
     return bytes.fromhex(text)
 
 
-# (packet, the bytes eventsock sends) — the first three are protocol.md §8 a–c.
+# (packet, the bytes eventsock sends) — the first three are protocol.md §8 a to c.
 GOLDEN = [
     (
         Connect("/", {"token": "abc"}),
@@ -136,10 +136,7 @@ PEER_FRAMES = [
     ),
     # Node typed array (ext 0 with bytes) → bytes; undefined inside an array → None.
     (
-        h(
-            "83 a4 74 79 70 65 02 a4 64 61 74 61 93 a1 78 c7 02 00 02 03 d4 00 00"
-            "a3 6e 73 70 a1 2f"
-        ),
+        h("83 a4 74 79 70 65 02 a4 64 61 74 61 93 a1 78 c7 02 00 02 03 d4 00 00a3 6e 73 70 a1 2f"),
         Event("x", (b"\x02\x03", None), "/"),
     ),
     # undefined as a map value inside an argument: the key is absent, as in JS.
@@ -176,9 +173,7 @@ BAD = {
     "event data a map": h("83 a4 74 79 70 65 02 a4 64 61 74 61 80 a3 6e 73 70 a1 2f"),
     "ack without id": h("83 a4 74 79 70 65 03 a4 64 61 74 61 90 a3 6e 73 70 a1 2f"),
     "ack id negative": h("84 a4 74 79 70 65 03 a4 64 61 74 61 90 a3 6e 73 70 a1 2f a2 69 64 ff"),
-    "ack id a string": h(
-        "84 a4 74 79 70 65 03 a4 64 61 74 61 90 a3 6e 73 70 a1 2f a2 69 64 a1 31"
-    ),
+    "ack id a string": h("84 a4 74 79 70 65 03 a4 64 61 74 61 90 a3 6e 73 70 a1 2f a2 69 64 a1 31"),
     "connect data a list": h("83 a4 74 79 70 65 00 a4 64 61 74 61 90 a3 6e 73 70 a1 2f"),
     "disconnect with data": h("83 a4 74 79 70 65 01 a4 64 61 74 61 01 a3 6e 73 70 a1 2f"),
     "ext type 1": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78 d4 01 00 a3 6e 73 70 a1 2f"),
@@ -225,11 +220,9 @@ def test_open_frame_round_trip() -> None:
     "frame", ["", "40", '0{"sid":1}', "0not json", "x", "2probe", "bnot base64!", "5"]
 )
 def test_bad_text_frames(frame: str) -> None:
+    decode = decode_open if frame.startswith("0") else decode_text_frame
     with pytest.raises(ProtocolError):
-        if frame.startswith("0"):
-            decode_open(frame)
-        else:
-            decode_text_frame(frame)
+        decode(frame)
 
 
 def test_text_frames() -> None:

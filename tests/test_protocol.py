@@ -86,9 +86,9 @@ def test_server_refuses_client_ping_and_text_messages() -> None:
         server.receive("2")
     with pytest.raises(ProtocolError, match="JSON parser"):
         server.receive("40")
+    server.receive(encode_packet(Connect("/")))
+    server.accept("/", "s")
     with pytest.raises(ProtocolError, match="CONNECT_ERROR"):
-        server.receive(encode_packet(Connect("/")))
-        server.accept("/", "s")
         server.receive(encode_packet(ConnectError("no", None, "/")))
 
 

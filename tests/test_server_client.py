@@ -175,7 +175,7 @@ async def test_server_calls_the_client() -> None:
             return 1, "b"
 
         async with connected(url, client):
-            (sid,), = await joined.wait()
+            ((sid,),) = await joined.wait()
             assert sid == client.sid
             assert await server.call("double", 21, to=sid) == 42
             assert await server.call("two", to=sid) == (1, "b")
@@ -617,11 +617,16 @@ async def test_mount_on_an_existing_application_with_a_custom_path() -> None:
         ("EIO=4&transport=websocket", 400, {"code": 3, "message": "Bad request"}),  # no upgrade
     ],
 )
-async def test_http_errors_before_the_upgrade(query: str, status: int, body: dict[str, Any]) -> None:
-    async with serving(eventsock.Server()) as url, aiohttp.ClientSession() as http:
-        async with http.get(f"{url}/socket.io/?{query}") as response:
-            assert response.status == status
-            assert await response.json() == body
+async def test_http_errors_before_the_upgrade(
+    query: str, status: int, body: dict[str, Any]
+) -> None:
+    async with (
+        serving(eventsock.Server()) as url,
+        aiohttp.ClientSession() as http,
+        http.get(f"{url}/socket.io/?{query}") as response,
+    ):
+        assert response.status == status
+        assert await response.json() == body
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,203 @@
+"""Runs every program in examples/ for real, each in its own Python process.
+
+Servers are started with ``--port 0`` and the test reads the port from their
+``listening on`` line; nothing sleeps, every wait is bounded, and every process started
+here is killed in a ``finally`` if it is still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+
+import eventsock
+
+pytestmark = pytest.mark.timeout(60)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+# Per step; the examples finish in well under a second.
+TIMEOUT = 15.0
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:([0-9]+))\n")
+
+Process = asyncio.subprocess.Process
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The examples some test below runs, filled in by @exercises at import time.
+EXERCISED: set[str] = set()
+
+
+def exercises(*names: str) -> Callable[[F], F]:
+    """Record that the decorated test runs the named examples (paths under examples/)."""
+
+    def mark(test: F) -> F:
+        EXERCISED.update(names)
+        return test
+
+    return mark
+
+
+async def spawn(name: str, *args: str) -> Process:
+    # -W error: a warning (an unclosed resource, a coroutine never awaited) fails the run.
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        str(EXAMPLES / name),
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+
+
+async def reap(proc: Process) -> bytes:
+    """Kill ``proc`` if it still runs and drain its pipes, so nothing is left open;
+    returns what was left of its stderr."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):  # it may have just exited
+            proc.kill()
+    _, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    return err or b""
+
+
+async def run(name: str, *args: str) -> tuple[int, str, str]:
+    """Run an example to its end; returns its exit code, stdout and stderr."""
+    proc = await spawn(name, *args)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        await reap(proc)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+@asynccontextmanager
+async def serving(name: str, *args: str) -> AsyncIterator[tuple[Process, str]]:
+    """Start a server example on an ephemeral port; yields the process and its URL."""
+    proc = await spawn(name, "--port", "0", *args)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        match = LISTENING.fullmatch(line)
+        if match is None:
+            err = await reap(proc)
+            pytest.fail(f"{name} printed {line!r}, exit code {proc.returncode}:\n{err.decode()}")
+        assert int(match[2]) > 0
+        yield proc, match[1]
+    finally:
+        await reap(proc)
+
+
+async def stop(proc: Process, signum: signal.Signals) -> None:
+    """Send ``signum`` and check the server exits 0 with nothing more to say."""
+    proc.send_signal(signum)
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode == 0, err.decode()
+    assert out == b""
+    assert err == b""
+
+
+@exercises("demo.py")
+async def test_demo() -> None:
+    code, out, err = await run("demo.py")
+    assert code == 0, err
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("server listening on http://127.0.0.1:")
+    assert lines[2:] == [
+        "event: alice got welcome: 'hello, alice!'",
+        "ack: add(2, 3) = 5",
+        "room: bob heard 'anyone here?'",
+        "room: alice heard 0 shout(s) (the sender is skipped)",
+        "binary: sent 16384 bytes, got 16384 back",
+        "binary: equal: True",
+        "disconnect: the server saw 'client disconnect'",
+        "done",
+    ]
+
+
+@exercises("rpc_server.py", "rpc_client.py")
+async def test_rpc_client_against_rpc_server() -> None:
+    async with serving("rpc_server.py") as (server, url):
+        code, out, err = await run("rpc_client.py", url)
+        assert code == 0, err
+        assert err == ""
+        assert out.splitlines() == [
+            "refused: a user name is required {'field': 'user'}",
+            "add(2, 3) = 5",
+            "add(0.5, 0.25) = 0.75",
+            "upper('hello') = HELLO",
+            "stats() = {'user': 'ada', 'sessions': 2, 'calls': {'add': 2, 'stats': 1}}",
+        ]
+        await stop(server, signal.SIGTERM)
+
+
+@exercises("rpc_server.py")
+async def test_rpc_server_disconnects_clients_on_sigint() -> None:
+    async with serving("rpc_server.py") as (server, url), eventsock.Client() as client:
+        reasons: asyncio.Queue[str] = asyncio.Queue()
+
+        @client.on("disconnect")
+        def disconnected(reason: str) -> None:
+            reasons.put_nowait(reason)
+
+        await client.connect(
+            url, auth={"user": "grace"}, namespaces=["/", "/text"], timeout=TIMEOUT
+        )
+        assert await client.call("upper", "é", namespace="/text", timeout=TIMEOUT) == "É"
+        stats = await client.call("stats", timeout=TIMEOUT)
+        assert stats == {"user": "grace", "sessions": 2, "calls": {"stats": 1}}
+        await stop(server, signal.SIGINT)
+        await asyncio.wait_for(client.wait(), TIMEOUT)
+        assert not client.connected
+        assert await asyncio.wait_for(reasons.get(), TIMEOUT) == "transport close"
+
+
+@exercises("rpc_client.py")
+async def test_rpc_client_reports_an_unreachable_server() -> None:
+    # A port that was free a moment ago; nothing listens on it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, out, err = await run("rpc_client.py", f"http://127.0.0.1:{port}")
+    assert code == 1
+    assert out == ""
+    assert err.startswith("cannot reach the server: could not connect")
+
+
+@exercises("mount_aiohttp.py")
+async def test_mount_aiohttp() -> None:
+    async with serving("mount_aiohttp.py") as (server, url), aiohttp.ClientSession() as http:
+        # The ordinary route answers next to the eventsock endpoint.
+        async with http.get(f"{url}/health") as response:
+            assert response.status == 200
+            assert await response.json() == {"status": "ok", "connections": 0}
+        async with eventsock.Client() as client:
+            await client.connect(url, timeout=TIMEOUT)
+            assert await client.call("ping", timeout=TIMEOUT) == "pong"
+            async with http.get(f"{url}/health") as response:
+                assert await response.json() == {"status": "ok", "connections": 1}
+            # The application's shutdown also closes the eventsock connections.
+            await stop(server, signal.SIGTERM)
+            await asyncio.wait_for(client.wait(), TIMEOUT)
+            assert not client.connected
+
+
+def test_every_example_is_exercised() -> None:
+    found = {path.relative_to(EXAMPLES).as_posix() for path in EXAMPLES.rglob("*.py")}
+    assert found, "no examples found"
+    assert found - EXERCISED == set(), "examples no test runs: add a test for them"
+    assert EXERCISED - found == set(), "tests name examples that do not exist"

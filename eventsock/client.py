@@ -98,6 +98,8 @@ class Client(HandlerRegistry):
         """
         if self._link is not None and self._link.open:
             raise RuntimeError("this client is already connected")
+        if self._reader is not None:
+            await asyncio.shield(self._reader)  # the previous connection's last rites
         if auth is not None and not isinstance(auth, dict):
             raise TypeError("auth must be a dict")
         wanted = list(
@@ -182,6 +184,7 @@ class Client(HandlerRegistry):
 
     async def _read(self, link: Link) -> None:
         reason = await link.run(self._on_frame)
+        assert self._link is link  # connect() waits for this task before replacing it
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None

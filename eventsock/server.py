@@ -20,6 +20,8 @@ from .session import Link, check_event_name
 from .transport import CLOSE_GOING_AWAY, HandshakeRequest, Site, WebSocket, mount
 
 if TYPE_CHECKING:
+    from ssl import SSLContext
+
     from aiohttp import web
 
 __all__ = ["Server", "Session"]
@@ -37,6 +39,10 @@ REASONS = (
     "transport error",
     "server shutting down",
 )
+
+
+# Seconds shutdown waits for connections to flush and close.
+SHUTDOWN_GRACE = 10.0
 
 
 def _new_id() -> str:
@@ -423,10 +429,13 @@ class Server(HandlerRegistry):
             max_payload=self.max_payload,
         )
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+    async def start(
+        self, host: str = "127.0.0.1", port: int = 0, *, ssl: SSLContext | None = None
+    ) -> int:
         """Start a standalone server inside the running loop; returns the bound port.
 
-        Use port 0 for an ephemeral port. Stop it with :meth:`shutdown`.
+        Use port 0 for an ephemeral port, and an ``ssl.SSLContext`` to serve TLS
+        (``wss://``). Stop it with :meth:`shutdown`.
         """
         from aiohttp import web
 
@@ -437,23 +446,27 @@ class Server(HandlerRegistry):
         self._closing = False
         self._site = Site(app)
         try:
-            return await self._site.start(host, port)
+            return await self._site.start(host, port, ssl)
         except BaseException:
             self._site = None
             raise
 
-    async def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+    async def serve(
+        self, host: str = "127.0.0.1", port: int = 8000, *, ssl: SSLContext | None = None
+    ) -> None:
         """Run a standalone server until the task is cancelled, then shut down."""
-        await self.start(host, port)
+        await self.start(host, port, ssl=ssl)
         try:
             await asyncio.Event().wait()
         finally:
             await self.shutdown()
 
-    def run(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+    def run(
+        self, host: str = "127.0.0.1", port: int = 8000, *, ssl: SSLContext | None = None
+    ) -> None:
         """Run a standalone server in a new event loop until interrupted (Ctrl-C)."""
         try:
-            asyncio.run(self.serve(host, port))
+            asyncio.run(self.serve(host, port, ssl=ssl))
         except KeyboardInterrupt:
             pass
 
@@ -469,9 +482,15 @@ class Server(HandlerRegistry):
         self._closing = True
         for conn in list(self._connections):
             conn.link.close("server shutting down", code=CLOSE_GOING_AWAY)
-        done = [event.wait() for event in self._connections.values()]
-        if done:
-            await asyncio.wait_for(asyncio.gather(*done), 10.0)
+        waiting = [asyncio.ensure_future(e.wait()) for e in self._connections.values()]
+        if waiting:
+            _, stuck = await asyncio.wait(waiting, timeout=SHUTDOWN_GRACE)
+            for future in stuck:
+                future.cancel()
+            if stuck:
+                logger.warning(
+                    "%d connection(s) did not close within %s s", len(stuck), SHUTDOWN_GRACE
+                )
         current = asyncio.current_task()
         tasks = [task for task in self._tasks if task is not current]
         for task in tasks:

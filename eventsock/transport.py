@@ -222,8 +222,9 @@ class Site:
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         self.port: int | None = None
 
-    async def start(self, host: str, port: int) -> int:
-        """Bind and start serving; returns the bound port (useful with port 0)."""
+    async def start(self, host: str, port: int, ssl_context: Any = None) -> int:
+        """Bind and start serving (TLS with an ``ssl.SSLContext``); returns the bound
+        port (useful with port 0)."""
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -236,7 +237,7 @@ class Site:
             sock.close()
             await self._runner.cleanup()
             raise
-        site = web.SockSite(self._runner, sock)
+        site = web.SockSite(self._runner, sock, ssl_context=ssl_context)
         await site.start()
         self.port = int(sock.getsockname()[1])
         return self.port

@@ -710,3 +710,28 @@ async def test_ws_urls_and_query_parameters() -> None:
             assert query["token"] == "abc"
             assert query["EIO"] == "4"
     await connections_done(server)
+
+
+async def test_tls(no_leaks: None) -> None:
+    import ssl
+
+    import trustme
+
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+
+    server = eventsock.Server()
+    server.on("echo", lambda s, x: x)
+    port = await server.start("127.0.0.1", 0, ssl=server_ctx)
+    try:
+        for scheme in ("https", "wss"):
+            async with connected(f"{scheme}://127.0.0.1:{port}", ssl=client_ctx) as client:
+                assert await client.call("echo", b"secret bytes") == b"secret bytes"
+        # an untrusted certificate is refused by default
+        with pytest.raises(eventsock.ConnectionFailed):
+            await eventsock.Client().connect(f"https://127.0.0.1:{port}", timeout=5)
+    finally:
+        await server.shutdown()

@@ -17,7 +17,14 @@ from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
 from .protocol import ServerProtocol
 from .rooms import Rooms
 from .session import Link, check_event_name
-from .transport import CLOSE_GOING_AWAY, HandshakeRequest, Site, WebSocket, mount
+from .transport import (
+    CLOSE_GOING_AWAY,
+    HandshakeRequest,
+    Site,
+    WebSocket,
+    mount,
+    new_application,
+)
 
 if TYPE_CHECKING:
     from ssl import SSLContext
@@ -437,11 +444,9 @@ class Server(HandlerRegistry):
         Use port 0 for an ephemeral port, and an ``ssl.SSLContext`` to serve TLS
         (``wss://``). Stop it with :meth:`shutdown`.
         """
-        from aiohttp import web
-
         if self._site is not None:
             raise RuntimeError("this server is already started")
-        app = web.Application()
+        app = new_application()
         self.attach(app)
         self._closing = False
         self._site = Site(app)

@@ -26,6 +26,7 @@ __all__ = [
     "WebSocket",
     "connect",
     "mount",
+    "new_application",
 ]
 
 # RFC 6455 close codes used by eventsock.
@@ -213,6 +214,11 @@ async def connect(
         await session.close()
         raise
     return WebSocket(ws, session)
+
+
+def new_application() -> web.Application:
+    """An empty aiohttp application for a standalone server."""
+    return web.Application()
 
 
 class Site:

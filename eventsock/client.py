@@ -10,17 +10,26 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .codec import PONG_FRAME, encode_packet
-from .exceptions import ConnectionClosed, ConnectionFailed, ConnectionRefused, NotConnected
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionFailed,
+    ConnectionRefused,
+    NotConnected,
+    ProtocolError,
+)
 from .handlers import HandlerRegistry
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .protocol import ClientProtocol
-from .session import Link, check_event_name
+from .session import Link, check_event_name, settle
 from .transport import Closed
 from .transport import connect as open_websocket
 
 __all__ = ["Client"]
 
 logger = logging.getLogger("eventsock")
+
+# Seconds disconnect() gives the disconnect handlers to finish.
+DISCONNECT_GRACE = 10.0
 
 
 class Client(HandlerRegistry):
@@ -55,6 +64,7 @@ class Client(HandlerRegistry):
         self._sids: dict[str, str] = {}
         self._pending: dict[str, asyncio.Future[str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cleanup: set[asyncio.Task[Any]] = set()
         self._watchdog: asyncio.TimerHandle | None = None
         self._opened: Open | None = None
 
@@ -126,6 +136,9 @@ class Client(HandlerRegistry):
                 )
             opened = protocol.receive(first)[0]  # type: ignore[arg-type]
             assert isinstance(opened, Open)
+        except ProtocolError as exc:
+            await ws.close()
+            raise ConnectionFailed(f"{url} is not an Engine.IO v4 server: {exc.reason}") from exc
         except TimeoutError:
             await ws.close()
             raise ConnectionFailed(
@@ -259,7 +272,14 @@ class Client(HandlerRegistry):
         if handler is None or self._link is None:
             return
         args = (reason,) if handler.max_args != 0 else ()
-        self._link.dispatch(handler, args, namespace, None, f"'disconnect' on {namespace!r}")
+        self._link.dispatch(
+            handler,
+            args,
+            namespace,
+            None,
+            f"'disconnect' on {namespace!r}",
+            tasks=self._cleanup,
+        )
 
     # -- sending ---------------------------------------------------------------------
 
@@ -318,8 +338,9 @@ class Client(HandlerRegistry):
         return frozenset(self._sids)
 
     async def disconnect(self) -> None:
-        """Leave every namespace (DISCONNECT, flushed), close the WebSocket, and cancel
-        the handlers still running. Safe to call more than once."""
+        """Leave every namespace (DISCONNECT, flushed), close the WebSocket, cancel the
+        event handlers still running and give disconnect handlers up to 10 s to finish.
+        Safe to call more than once."""
         link, protocol = self._link, self._protocol
         if link is not None and protocol is not None and link.open:
             for namespace in sorted(protocol.connected):
@@ -327,12 +348,7 @@ class Client(HandlerRegistry):
             link.close("client disconnect")
         if self._reader is not None:
             await asyncio.shield(self._reader)
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await settle(self._tasks, self._cleanup, DISCONNECT_GRACE)
 
     async def wait(self) -> None:
         """Wait until the connection ends."""

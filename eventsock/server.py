@@ -16,7 +16,7 @@ from .handlers import Handler, HandlerRegistry
 from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
 from .protocol import ServerProtocol
 from .rooms import Rooms
-from .session import Link, check_event_name
+from .session import Link, check_event_name, settle
 from .transport import (
     CLOSE_GOING_AWAY,
     HandshakeRequest,
@@ -177,6 +177,7 @@ class _Connection:
         self._ping_handle: asyncio.TimerHandle | None = None
         self._pong_handle: asyncio.TimerHandle | None = None
         self._connect_handle: asyncio.TimerHandle | None = None
+        self._connect_expired = False
 
     async def run(self) -> None:
         server = self.server
@@ -219,6 +220,8 @@ class _Connection:
 
     def _connect_timeout(self) -> None:
         self._connect_handle = None
+        self._connect_expired = True
+        # A namespace whose connect handler still runs decides: see _refuse.
         if not self.protocol.connected and not self.protocol.pending:
             logger.warning(
                 "closing connection %s: no namespace joined within connect_timeout", self.eio_sid
@@ -330,6 +333,8 @@ class _Connection:
         self._forget(session)
         if session.namespace in self.protocol.pending and self.link.open:
             self.link.send(self.protocol.refuse(session.namespace, message, data))
+        if self._connect_expired:
+            self._connect_timeout()
 
     def _forget(self, session: Session) -> None:
         session._buffer = None
@@ -357,7 +362,12 @@ class _Connection:
             return
         args = (session, reason) if handler.max_args != 0 else (session,)
         self.link.dispatch(
-            handler, args, session.namespace, None, f"'disconnect' on {session.namespace!r}"
+            handler,
+            args,
+            session.namespace,
+            None,
+            f"'disconnect' on {session.namespace!r}",
+            tasks=self.server._cleanup,
         )
 
 
@@ -417,6 +427,7 @@ class Server(HandlerRegistry):
         self._sessions: dict[str, Session] = {}
         self._rooms: dict[str, Rooms] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cleanup: set[asyncio.Task[Any]] = set()
         self._site: Site | None = None
         self._closing = False
 
@@ -476,8 +487,9 @@ class Server(HandlerRegistry):
             pass
 
     async def shutdown(self) -> None:
-        """Disconnect every session (reason "server shutting down"), cancel the
-        handlers still running, and stop the standalone site if there is one."""
+        """Disconnect every session (reason "server shutting down"), cancel the event
+        handlers still running, give disconnect handlers up to 10 s to finish, and stop
+        the standalone site if there is one."""
         await self._close_connections()
         if self._site is not None:
             site, self._site = self._site, None
@@ -496,12 +508,7 @@ class Server(HandlerRegistry):
                 logger.warning(
                     "%d connection(s) did not close within %s s", len(stuck), SHUTDOWN_GRACE
                 )
-        current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await settle(self._tasks, self._cleanup, SHUTDOWN_GRACE)
 
     # -- the HTTP side ---------------------------------------------------------------
 
@@ -646,5 +653,5 @@ class Server(HandlerRegistry):
 
     @property
     def task_count(self) -> int:
-        """How many handler tasks are running."""
-        return len(self._tasks)
+        """How many handler tasks (disconnect handlers included) are running."""
+        return len(self._tasks) + len(self._cleanup)

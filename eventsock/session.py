@@ -5,15 +5,21 @@ protocol object: one reader (the task that calls :meth:`Link.run`), one writer t
 fed by a queue that never blocks the caller, the futures of calls awaiting their acks,
 and the tasks of async handlers.
 
-Ordering: events from one connection are handled in arrival order. A plain (sync)
-handler runs to completion before the next frame is read; an ``async`` handler is
-started as a task in arrival order, so handlers that await may finish out of order. A
-handler never blocks the reader, so it may ``call()`` back the same peer.
+Ordering: handlers start in the order their events arrived on the connection. An
+``async`` handler runs as a task; a plain (sync) handler runs inline, unless a task
+started for an earlier event has not begun yet, in which case it is queued behind that
+task's first step. Handlers that await may finish out of order. A handler never blocks
+the reader, so it may ``call()`` back the same peer.
+
+(Python 3.11 has no eager tasks; starting a coroutine's first step outside a task
+breaks ``asyncio.current_task()`` and with it ``asyncio.timeout``, so handlers start
+as ordinary tasks.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -26,7 +32,7 @@ from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
-__all__ = ["Link", "ack_args", "ack_result", "check_event_name"]
+__all__ = ["Link", "ack_args", "ack_result", "check_event_name", "settle"]
 
 logger = logging.getLogger("eventsock")
 
@@ -83,6 +89,8 @@ class Link:
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
+        # async handler tasks created but not yet started (see dispatch)
+        self._unstarted = 0
         self._writer = self._loop.create_task(self._write_loop())
 
     # -- writing ---------------------------------------------------------------------
@@ -213,11 +221,39 @@ class Link:
         namespace: str,
         ack_id: int | None,
         label: str,
+        *,
+        tasks: set[asyncio.Task[Any]] | None = None,
     ) -> None:
-        """Run a handler for an event; its return value becomes the ack when asked."""
+        """Run a handler for an event; its return value becomes the ack when asked.
+
+        An async handler runs as a task kept in ``tasks`` (the owner's handler tasks by
+        default).
+        """
         if handler.is_async:
-            self.spawn(self._run_async(handler, args, namespace, ack_id, label))
-            return
+            self._unstarted += 1
+            self.spawn(self._run_async(handler, args, namespace, ack_id, label), tasks=tasks)
+        elif self._unstarted:
+            # keep start order: run after the first steps of the tasks queued before
+            self._loop.call_soon(
+                self._run_sync,
+                handler,
+                args,
+                namespace,
+                ack_id,
+                label,
+                context=contextvars.copy_context(),
+            )
+        else:
+            self._run_sync(handler, args, namespace, ack_id, label)
+
+    def _run_sync(
+        self,
+        handler: Handler,
+        args: tuple[Any, ...],
+        namespace: str,
+        ack_id: int | None,
+        label: str,
+    ) -> None:
         try:
             result = handler.func(*args)
         except Exception:
@@ -234,6 +270,7 @@ class Link:
         ack_id: int | None,
         label: str,
     ) -> None:
+        self._unstarted -= 1
         try:
             result = await handler.func(*args)
         except Exception:
@@ -254,9 +291,38 @@ class Link:
             return
         self.send(frame)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        """Start a task that the owner tracks until it ends."""
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def spawn(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        *,
+        tasks: set[asyncio.Task[Any]] | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:
+        """Start a task that the owner tracks (in ``tasks``) until it ends."""
+        task = self._loop.create_task(coro, context=context)
+        group = self._tasks if tasks is None else tasks
+        group.add(task)
+        task.add_done_callback(group.discard)
         return task
+
+
+async def settle(
+    tasks: set[asyncio.Task[Any]], cleanup: set[asyncio.Task[Any]], grace: float
+) -> None:
+    """Cancel the handler ``tasks`` still running, and give the ``cleanup`` tasks
+    (disconnect handlers) up to ``grace`` seconds to finish before cancelling them too.
+    The task calling this is spared."""
+    current = asyncio.current_task()
+    handlers = [task for task in tasks if task is not current]
+    for task in handlers:
+        task.cancel()
+    if handlers:
+        await asyncio.gather(*handlers, return_exceptions=True)
+    finishing = [task for task in cleanup if task is not current]
+    if finishing:
+        _, late = await asyncio.wait(finishing, timeout=grace)
+        for task in late:
+            task.cancel()
+        if late:
+            logger.warning("%d disconnect handler(s) cancelled after %s s", len(late), grace)
+            await asyncio.gather(*late, return_exceptions=True)

@@ -19,6 +19,7 @@ class RawPeer:
         self.ws = ws
         self.open: dict[str, Any] = {}
         self.pings = 0
+        self.close_code: int | None = None
 
     @classmethod
     async def open_to(cls, url: str, *, answer_pings: bool = True, **kwargs: Any) -> RawPeer:
@@ -52,6 +53,8 @@ class RawPeer:
         """The next data frame (pings answered and skipped), or None once closed."""
         while True:
             msg = await asyncio.wait_for(self.ws.receive(), timeout)
+            if msg.type is aiohttp.WSMsgType.CLOSE:
+                self.close_code = msg.data  # what the server sent, whatever our reply did
             if msg.type in (
                 aiohttp.WSMsgType.CLOSE,
                 aiohttp.WSMsgType.CLOSED,
@@ -76,10 +79,10 @@ class RawPeer:
         return await self.recv_packet()
 
     async def wait_closed(self, timeout: float = 5.0) -> int | None:
-        """Read until the server closes; returns its close code."""
+        """Read until the server closes; returns the close code the server sent."""
         while await self.recv(timeout) is not None:
             pass
-        return self.ws.close_code
+        return self.close_code if self.close_code is not None else self.ws.close_code
 
     async def close(self) -> None:
         await self.ws.close()

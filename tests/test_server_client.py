@@ -735,3 +735,137 @@ async def test_tls(no_leaks: None) -> None:
             await eventsock.Client().connect(f"https://127.0.0.1:{port}", timeout=5)
     finally:
         await server.shutdown()
+
+
+async def test_async_disconnect_handlers_finish_on_shutdown_and_disconnect() -> None:
+    server = eventsock.Server()
+    seen: list[str] = []
+    hold = asyncio.Event()
+
+    @server.on("disconnect")
+    async def server_left(session: Session, reason: str) -> None:
+        await asyncio.sleep(0)  # suspend once, as real cleanup code would
+        seen.append(f"server: {reason}")
+
+    async with serving(server) as url:
+        client = eventsock.Client()
+
+        @client.on("disconnect")
+        async def client_left(reason: str) -> None:
+            await asyncio.sleep(0)
+            seen.append(f"client: {reason}")
+
+        await client.connect(url, timeout=5)
+        await client.disconnect()
+        assert "client: client disconnect" in seen
+        await client.connect(url, timeout=5)
+        hold.set()
+        await server.shutdown()
+        assert (
+            seen.count("server: client disconnect") + seen.count("server: server shutting down")
+            >= 1
+        )
+        assert "server: server shutting down" in seen
+        await client.disconnect()
+        assert "client: transport close" in seen
+
+
+async def test_connect_timeout_still_applies_after_a_slow_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = eventsock.Server(connect_timeout=5)
+    gate = asyncio.Event()
+    entered = asyncio.Event()
+
+    @server.on("connect")
+    async def slow_refusal(session: Session) -> None:
+        entered.set()
+        await gate.wait()
+        raise eventsock.ConnectionRefused("no")
+
+    async with serving(server) as url:
+        peer = await RawPeer.open_to(url)
+        try:
+            await peer.send_packet(eventsock.packets.Connect("/"))
+            await asyncio.wait_for(entered.wait(), 5)
+            # the timer fires while the handler still runs; the refusal then closes
+            loop = asyncio.get_running_loop()
+            fired = loop.create_future()
+            conn = next(iter(server._connections))
+            original = conn._connect_timeout
+
+            def spy() -> None:
+                original()
+                fired.set_result(None)
+
+            assert conn._connect_handle is not None
+            conn._connect_handle.cancel()
+            conn._connect_handle = loop.call_soon(spy)  # type: ignore[assignment]
+            await asyncio.wait_for(fired, 5)
+            assert server.connection_count == 1  # still deciding
+            gate.set()
+            refusal = await peer.recv_packet()
+            assert isinstance(refusal, eventsock.packets.ConnectError)
+            assert await peer.wait_closed() == 1000
+        finally:
+            await peer.close()
+    assert "no namespace joined within connect_timeout" in caplog.text
+
+
+async def test_connect_to_something_that_is_not_engine_io() -> None:
+    async def endpoint(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("hello")
+        await ws.receive()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/socket.io/", endpoint)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        client = eventsock.Client()
+        with pytest.raises(eventsock.ConnectionFailed, match=r"not an Engine\.IO v4 server"):
+            await client.connect(f"http://127.0.0.1:{runner.addresses[0][1]}", timeout=5)
+    finally:
+        await runner.cleanup()
+
+
+async def test_handlers_start_in_arrival_order() -> None:
+    import contextvars
+
+    server = eventsock.Server()
+    order: list[str] = []
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    done = Recorder()
+
+    @server.on("a")
+    async def a(session: Session, n: int) -> None:
+        order.append(f"a{n} start (var={var.get()})")
+        var.set(f"a{n}")
+        await asyncio.sleep(0)
+        order.append(f"a{n} end (var={var.get()})")
+        done(n)
+
+    @server.on("s")
+    def s(session: Session, n: int) -> None:
+        order.append(f"s{n} (var={var.get()})")
+        done(n)
+
+    async with serving(server) as url, connected(url) as client:
+        for n, name in enumerate("asas"):
+            await client.emit(name, n)
+        await done.wait(4)
+    starts = [entry for entry in order if "end" not in entry]
+    assert starts == [
+        "a0 start (var=unset)",
+        "s1 (var=unset)",
+        "a2 start (var=unset)",
+        "s3 (var=unset)",
+    ]
+    # each handler has its own context
+    assert "a0 end (var=a0)" in order
+    assert "a2 end (var=a2)" in order

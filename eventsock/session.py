@@ -244,7 +244,8 @@ class Link:
                 context=contextvars.copy_context(),
             )
         else:
-            self._run_sync(handler, args, namespace, ack_id, label)
+            # its own context, as a task would have: what it sets does not leak
+            contextvars.copy_context().run(self._run_sync, handler, args, namespace, ack_id, label)
 
     def _run_sync(
         self,

@@ -853,6 +853,7 @@ async def test_handlers_start_in_arrival_order() -> None:
     @server.on("s")
     def s(session: Session, n: int) -> None:
         order.append(f"s{n} (var={var.get()})")
+        var.set(f"s{n}")
         done(n)
 
     async with serving(server) as url, connected(url) as client:

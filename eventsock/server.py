@@ -471,7 +471,9 @@ class Server(HandlerRegistry):
         self, host: str = "127.0.0.1", port: int = 8000, *, ssl: SSLContext | None = None
     ) -> None:
         """Run a standalone server until the task is cancelled, then shut down."""
-        await self.start(host, port, ssl=ssl)
+        bound = await self.start(host, port, ssl=ssl)
+        scheme = "https" if ssl is not None else "http"
+        logger.info("eventsock serving on %s://%s:%d%s", scheme, host, bound, self.path)
         try:
             await asyncio.Event().wait()
         finally:

@@ -870,3 +870,49 @@ async def test_handlers_start_in_arrival_order() -> None:
     # each handler has its own context
     assert "a0 end (var=a0)" in order
     assert "a2 end (var=a2)" in order
+
+
+async def test_run_blocks_until_interrupted_and_shuts_down_cleanly() -> None:
+    import re
+    import signal
+    import sys
+
+    program = (
+        "import logging, eventsock\n"
+        "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+        "server = eventsock.Server()\n"
+        "server.on('echo', lambda s, x: x)\n"
+        "server.on('disconnect', lambda s, r: print('left:', r, flush=True))\n"
+        "server.run(host='127.0.0.1', port=0)\n"
+        "print('run returned', flush=True)\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        "-c",
+        program,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stderr.readline(), 10)).decode()
+        match = re.search(r"serving on (http://127\.0\.0\.1:\d+)/socket\.io/", line)
+        assert match, line
+        client = eventsock.Client()
+        reasons: asyncio.Queue[str] = asyncio.Queue()
+        client.on("disconnect", reasons.put_nowait)
+        await client.connect(match.group(1), timeout=5)
+        assert await client.call("echo", "via run()") == "via run()"
+        proc.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(reasons.get(), 5) == "transport close"
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+        assert proc.returncode == 0, err.decode()
+        assert out.decode().splitlines() == ["left: server shutting down", "run returned"]
+        await client.disconnect()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

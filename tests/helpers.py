@@ -49,3 +49,12 @@ class Recorder:
             self._waiters.append((count, future))
             await asyncio.wait_for(future, timeout)
         return self.calls
+
+
+async def suspend_once() -> None:
+    """Yield to the event loop once through a real future, as handler code that awaits
+    I/O would (no timer involved)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[None] = loop.create_future()
+    loop.call_soon(future.set_result, None)
+    await future

@@ -13,7 +13,7 @@ from aiohttp import web
 import eventsock
 from eventsock import Session
 
-from .helpers import Recorder, connected, serving
+from .helpers import Recorder, connected, serving, suspend_once
 from .raw import RawPeer, connections_done
 
 pytestmark = pytest.mark.timeout(30)
@@ -744,7 +744,7 @@ async def test_async_disconnect_handlers_finish_on_shutdown_and_disconnect() -> 
 
     @server.on("disconnect")
     async def server_left(session: Session, reason: str) -> None:
-        await asyncio.sleep(0)  # suspend once, as real cleanup code would
+        await suspend_once()  # as real cleanup code would
         seen.append(f"server: {reason}")
 
     async with serving(server) as url:
@@ -752,7 +752,7 @@ async def test_async_disconnect_handlers_finish_on_shutdown_and_disconnect() -> 
 
         @client.on("disconnect")
         async def client_left(reason: str) -> None:
-            await asyncio.sleep(0)
+            await suspend_once()
             seen.append(f"client: {reason}")
 
         await client.connect(url, timeout=5)
@@ -846,7 +846,7 @@ async def test_handlers_start_in_arrival_order() -> None:
     async def a(session: Session, n: int) -> None:
         order.append(f"a{n} start (var={var.get()})")
         var.set(f"a{n}")
-        await asyncio.sleep(0)
+        await suspend_once()
         order.append(f"a{n} end (var={var.get()})")
         done(n)
 

@@ -213,31 +213,27 @@ class Client(HandlerRegistry):
         link, protocol = self._link, self._protocol
         assert link is not None and protocol is not None
         for item in protocol.receive(frame):
-            kind = type(item)
-            if kind is Event:
-                assert isinstance(item, Event)
-                self._on_event(link, item)
-            elif kind is Ack:
-                assert isinstance(item, Ack)
-                link.resolve_ack(item)
-            elif kind is Ping:
-                link.send(PONG_FRAME)
-                self._reset_watchdog()
-            elif kind is Connect:
-                assert isinstance(item, Connect) and item.data is not None
-                self._on_connected(link, item.namespace, item.data["sid"])
-            elif kind is ConnectError:
-                assert isinstance(item, ConnectError)
-                future = self._pending.get(item.namespace)
-                if future is not None and not future.done():
-                    future.set_exception(ConnectionRefused(item.message, data=item.data))
-            elif kind is Disconnect:
-                self._namespace_ended(item.namespace, "server disconnect")  # type: ignore[union-attr]
-                link.fail_acks(item.namespace, "server disconnect")  # type: ignore[union-attr]
-                if not protocol.connected and not protocol.connecting:
-                    link.close("server disconnect")
-            elif kind is Close:
-                link.close("transport close")
+            match item:
+                case Event():
+                    link.dispatch_event(self, item)
+                case Ack():
+                    link.resolve_ack(item)
+                case Ping():
+                    link.send(PONG_FRAME)
+                    self._reset_watchdog()
+                case Connect(namespace=namespace, data={"sid": str(sid)}):
+                    self._on_connected(link, namespace, sid)
+                case ConnectError():
+                    future = self._pending.get(item.namespace)
+                    if future is not None and not future.done():
+                        future.set_exception(ConnectionRefused(item.message, data=item.data))
+                case Disconnect():
+                    self._namespace_ended(item.namespace, "server disconnect")
+                    link.fail_acks(item.namespace, "server disconnect")
+                    if not protocol.connected and not protocol.connecting:
+                        link.close("server disconnect")
+                case Close():
+                    link.close("transport close")
 
     def _on_connected(self, link: Link, namespace: str, sid: str) -> None:
         self._sids[namespace] = sid
@@ -247,23 +243,6 @@ class Client(HandlerRegistry):
         handler = self._lifecycle_handler(namespace, "connect")
         if handler is not None:
             link.dispatch(handler, (), namespace, None, f"'connect' on {namespace!r}")
-
-    def _on_event(self, link: Link, packet: Event) -> None:
-        handler, catch_all = self._lookup(packet.namespace, packet.name)
-        label = f"{packet.name!r} on {packet.namespace!r}"
-        if handler is None:
-            logger.debug("no handler for event %s", label)
-            return
-        args = (packet.name, *packet.args) if catch_all else packet.args
-        if not handler.accepts(len(packet.args) + catch_all):
-            logger.error(
-                "event %s dropped: it has %d argument(s), its handler takes %s",
-                label,
-                len(packet.args),
-                handler.describe(),
-            )
-            return
-        link.dispatch(handler, args, packet.namespace, packet.id, label)
 
     def _namespace_ended(self, namespace: str, reason: str) -> None:
         if self._sids.pop(namespace, None) is None:

@@ -242,7 +242,7 @@ class HandlerRegistry:
             handler = make_handler(func, leading=self._event_leading, what=what)
         self._handlers.setdefault(namespace, {})[event] = handler
 
-    def _lookup(self, namespace: str, event: str) -> tuple[Handler | None, bool]:
+    def lookup(self, namespace: str, event: str) -> tuple[Handler | None, bool]:
         """The handler for an event and whether it is the catch-all."""
         handlers = self._handlers.get(namespace)
         if handlers is None:

@@ -234,42 +234,21 @@ class _Connection:
         item = self.protocol.receive(frame)
         if item is None:
             return
-        kind = type(item)
-        if kind is Event:
-            assert isinstance(item, Event)
-            self._on_event(item)
-        elif kind is Ack:
-            assert isinstance(item, Ack)
-            self.link.resolve_ack(item)
-        elif kind is Pong:
-            self._on_pong()
-        elif kind is Connect:
-            assert isinstance(item, Connect)
-            self._on_connect(item)
-        elif kind is Disconnect:
-            session = self.sessions.get(item.namespace)  # type: ignore[union-attr]
-            if session is not None:
-                self._end_session(session, "client disconnect")
-        elif kind is Close:
-            self.link.close("transport close")
-
-    def _on_event(self, packet: Event) -> None:
-        session = self.sessions[packet.namespace]
-        handler, catch_all = self.server._lookup(packet.namespace, packet.name)
-        label = f"{packet.name!r} on {packet.namespace!r}"
-        if handler is None:
-            logger.debug("no handler for event %s", label)
-            return
-        args = (packet.name, *packet.args) if catch_all else packet.args
-        if not handler.accepts(len(packet.args) + catch_all):
-            logger.error(
-                "event %s dropped: it has %d argument(s), its handler takes %s",
-                label,
-                len(packet.args),
-                handler.describe(),
-            )
-            return
-        self.link.dispatch(handler, (session, *args), packet.namespace, packet.id, label)
+        match item:
+            case Event():
+                self.link.dispatch_event(self.server, item, self.sessions[item.namespace])
+            case Ack():
+                self.link.resolve_ack(item)
+            case Pong():
+                self._on_pong()
+            case Connect():
+                self._on_connect(item)
+            case Disconnect():
+                session = self.sessions.get(item.namespace)
+                if session is not None:
+                    self._end_session(session, "client disconnect")
+            case Close():
+                self.link.close("transport close")
 
     def _on_connect(self, packet: Connect) -> None:
         namespace = packet.namespace

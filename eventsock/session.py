@@ -27,7 +27,7 @@ from typing import Any
 
 from .codec import encode_packet
 from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
-from .handlers import Handler
+from .handlers import Handler, HandlerRegistry
 from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
@@ -213,6 +213,29 @@ class Link:
         return len(self._acks)
 
     # -- handlers --------------------------------------------------------------------
+
+    def dispatch_event(self, registry: HandlerRegistry, packet: Event, *leading: Any) -> None:
+        """Find the handler for an EVENT (or the catch-all) and run it with ``leading``
+        arguments (the session, on the server) before the event's own; an event whose
+        arguments do not fit the handler's signature is logged and dropped."""
+        handler, catch_all = registry.lookup(packet.namespace, packet.name)
+        label = f"{packet.name!r} on {packet.namespace!r}"
+        if handler is None:
+            logger.debug("no handler for event %s", label)
+            return
+        if not handler.accepts(len(packet.args) + catch_all):
+            logger.error(
+                "event %s dropped: it has %d argument(s), its handler takes %s",
+                label,
+                len(packet.args),
+                handler.describe(),
+            )
+            return
+        if catch_all:
+            args = (*leading, packet.name, *packet.args)
+        else:
+            args = (*leading, *packet.args) if leading else packet.args
+        self.dispatch(handler, args, packet.namespace, packet.id, label)
 
     def dispatch(
         self,

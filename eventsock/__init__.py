@@ -12,8 +12,10 @@ from .exceptions import (
     InvalidHandler,
     NotConnected,
     ProtocolError,
+    SendBufferFull,
 )
 from .handlers import Namespace
+from .recovery import Recovery
 from .server import Server, Session
 
 __all__ = [
@@ -28,6 +30,8 @@ __all__ = [
     "Namespace",
     "NotConnected",
     "ProtocolError",
+    "Recovery",
+    "SendBufferFull",
     "Server",
     "Session",
 ]

@@ -1,26 +1,32 @@
 """The eventsock client: connect to an eventsock or Socket.IO server, emit, call, and
-answer the server's events and calls with handlers."""
+answer the server's events and calls with handlers; reconnect after a drop, buffer
+what is emitted meanwhile, and recover the session when the server supports it."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any, ClassVar
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .backoff import Backoff
 from .codec import PONG_FRAME, encode_packet
 from .exceptions import (
+    AckTimeout,
     ConnectionClosed,
     ConnectionFailed,
     ConnectionRefused,
     NotConnected,
     ProtocolError,
+    SendBufferFull,
 )
 from .handlers import HandlerRegistry
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .protocol import ClientProtocol
-from .session import Link, check_event_name, settle
+from .session import Link, check_event_name, run_detached, settle
 from .transport import Closed
 from .transport import connect as open_websocket
 
@@ -28,19 +34,59 @@ __all__ = ["Client"]
 
 logger = logging.getLogger("eventsock")
 
+#: An auth payload, or a sync or async callable returning it, called on every attempt.
+AuthSource = (
+    dict[str, Any]
+    | None
+    | Callable[[], dict[str, Any] | None]
+    | Callable[[], Awaitable[dict[str, Any] | None]]
+)
+#: Extra HTTP headers, or a sync or async callable returning them.
+HeadersSource = (
+    Mapping[str, str]
+    | None
+    | Callable[[], Mapping[str, str] | None]
+    | Callable[[], Awaitable[Mapping[str, str] | None]]
+)
+
 # Seconds disconnect() gives the disconnect handlers to finish.
-DISCONNECT_GRACE = 10.0
+DISCONNECT_GRACE: Final = 10.0
+
+#: Reasons after which the client reconnects (when ``reconnection`` is on).
+RECONNECT_REASONS: Final = frozenset({"transport close", "transport error", "ping timeout"})
+
+
+async def _resolve(source: Any) -> Any:
+    """The value of an ``auth`` or ``headers`` source for this attempt."""
+    if callable(source):
+        value = source()
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+    return source
 
 
 class Client(HandlerRegistry):
     """An eventsock client.
 
     Handlers receive the event's arguments (no session argument); a handler's return
-    value acknowledges a call from the server.
+    value acknowledges a call from the server. Lifecycle handlers: ``connect()`` and
+    ``disconnect(reason)`` per namespace; ``reconnect_attempt(n)``, ``reconnect(n)``,
+    ``reconnect_failed()`` and ``connect_error(message, data)`` (a namespace refused
+    while reconnecting) for the connection.
 
     Args:
         path: the server's endpoint path (Socket.IO's default is ``/socket.io/``).
         max_payload: the largest frame accepted from the server, in bytes.
+        reconnection: reconnect after the transport drops or the server stops pinging.
+        reconnection_attempts: how many attempts before giving up (``None``: no limit).
+        reconnection_delay: the first delay between attempts, in seconds.
+        reconnection_delay_max: the longest delay between attempts.
+        randomization_factor: the jitter of each delay, as a fraction of it.
+        buffer_size: how many events ``emit()`` keeps per namespace while reconnecting.
+        buffer_overflow: what ``emit()`` does when that buffer is full: ``"drop_oldest"``
+            drops the oldest buffered event (counted in :attr:`dropped`, logged), and
+            ``"raise"`` raises :class:`~eventsock.SendBufferFull`.
 
     Example:
         ```python
@@ -52,21 +98,74 @@ class Client(HandlerRegistry):
 
     _role: ClassVar[str] = "client"
     _event_leading: ClassVar[int] = 0
-    _lifecycle: ClassVar[dict[str, tuple[int, int]]] = {"connect": (0, 0), "disconnect": (0, 1)}
+    _lifecycle: ClassVar[dict[str, tuple[int, int]]] = {
+        "connect": (0, 0),
+        "disconnect": (0, 1),
+        "connect_error": (0, 2),
+        "reconnect_attempt": (0, 1),
+        "reconnect": (0, 1),
+        "reconnect_failed": (0, 0),
+    }
 
-    def __init__(self, *, path: str = "/socket.io/", max_payload: int = 16 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        path: str = "/socket.io/",
+        max_payload: int = 16 * 1024 * 1024,
+        reconnection: bool = True,
+        reconnection_attempts: int | None = None,
+        reconnection_delay: float = 1.0,
+        reconnection_delay_max: float = 5.0,
+        randomization_factor: float = 0.5,
+        buffer_size: int = 1000,
+        buffer_overflow: Literal["drop_oldest", "raise"] = "drop_oldest",
+    ) -> None:
         super().__init__()
+        if reconnection_attempts is not None and reconnection_attempts < 0:
+            raise ValueError("reconnection_attempts must be None (no limit) or >= 0")
+        if buffer_size < 0:
+            raise ValueError("buffer_size must be >= 0")
+        if buffer_overflow not in ("drop_oldest", "raise"):
+            raise ValueError('buffer_overflow must be "drop_oldest" or "raise"')
         self.path = path
         self.max_payload = max_payload
+        self.reconnection = reconnection
+        self.reconnection_attempts = reconnection_attempts
+        self.backoff = Backoff(reconnection_delay, reconnection_delay_max, randomization_factor)
+        self.buffer_size = buffer_size
+        self.buffer_overflow = buffer_overflow
+        #: Events dropped instead of sent: volatile emits while disconnected, buffer
+        #: overflow, and what was still buffered when reconnection gave up.
+        self.dropped = 0
+        # what connect() was asked, reused by every reconnection attempt
+        self._url = ""
+        self._auth: Any = None
+        self._headers: Any = None
+        self._ssl: Any = None
+        self._timeout = 20.0
+        self._active: list[str] = []  # the namespaces to be in
+        # the current connection
         self._link: Link | None = None
         self._protocol: ClientProtocol | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._sids: dict[str, str] = {}
+        self._established: Link | None = None
+        self._opened: Open | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._pending: dict[str, asyncio.Future[str]] = {}
+        self._sids: dict[str, str] = {}
+        # recovery, per namespace
+        self._pids: dict[str, str] = {}
+        self._offsets: dict[str, str] = {}
+        self._recovered: dict[str, bool] = {}
+        # reconnection
+        self._reconnector: asyncio.Task[None] | None = None
+        self._buffers: dict[str, deque[bytes]] = {}
+        self._closing = False
+        self._done = asyncio.Event()
+        self._done.set()
+        self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cleanup: set[asyncio.Task[Any]] = set()
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._opened: Open | None = None
 
     # -- connecting ------------------------------------------------------------------
 
@@ -84,43 +183,83 @@ class Client(HandlerRegistry):
         self,
         url: str,
         *,
-        auth: dict[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
+        auth: AuthSource = None,
+        headers: HeadersSource = None,
         namespaces: Iterable[str] | None = None,
         ssl: Any = None,
         timeout: float = 20.0,
+        retry: bool = False,
     ) -> None:
         """Open the connection and join namespaces; returns once all are connected.
 
         Args:
             url: ``http(s)://host:port`` or ``ws(s)://host:port``.
-            auth: the auth payload sent with each namespace's CONNECT.
-            headers: extra HTTP headers for the WebSocket request.
+            auth: the auth payload sent with each namespace's CONNECT, or a sync or
+                async callable returning it, called on every attempt (to refresh a
+                token, for example).
+            headers: extra HTTP headers for the WebSocket request, or a callable
+                returning them, called on every attempt.
             namespaces: the namespaces to join; by default those with handlers
                 registered, or ``["/"]`` when there are none.
             ssl: an ``ssl.SSLContext``, or ``False`` to skip certificate checks.
-            timeout: seconds for the whole connection, namespaces included.
+            timeout: seconds for each attempt, namespaces included.
+            retry: if the first attempt fails to connect, retry on the reconnection
+                schedule (``reconnection_attempts`` bounds it).
 
         Raises:
             ConnectionFailed: the WebSocket could not be opened, or the server did not
-                answer in time.
+                answer in time (after the retries, with ``retry``).
             ConnectionRefused: the server refused a namespace (CONNECT_ERROR).
         """
-        if self._link is not None and self._link.open:
+        if self.connected or self.reconnecting:
             raise RuntimeError("this client is already connected")
         if self._reader is not None:
             await asyncio.shield(self._reader)  # the previous connection's last rites
-        if auth is not None and not isinstance(auth, dict):
-            raise TypeError("auth must be a dict")
+        self._engine_url(url)  # check the URL before anything else
         wanted = list(
             dict.fromkeys(namespaces if namespaces is not None else sorted(self._handlers))
         )
-        if not wanted:
-            wanted = ["/"]
+        self._url, self._auth, self._headers = url, auth, headers
+        self._ssl, self._timeout = ssl, timeout
+        self._active = wanted or ["/"]
+        self._pids.clear()
+        self._offsets.clear()
+        self._recovered.clear()
+        self._closing = False
+        self._done.clear()
+        self.backoff.reset()
+        attempt = 0
+        try:
+            while True:
+                try:
+                    await self._attempt()
+                except ConnectionFailed:
+                    limit = self.reconnection_attempts
+                    if not retry or (limit is not None and attempt >= limit):
+                        raise
+                else:
+                    self.backoff.reset()
+                    return
+                attempt += 1
+                delay = self.backoff.next()
+                logger.info("connection failed; attempt %d in %.2f s", attempt, delay)
+                await asyncio.sleep(delay)
+                self._fire("reconnect_attempt", attempt)
+        except BaseException:
+            self._finish()
+            raise
+
+    async def _attempt(self) -> None:
+        """One connection attempt: open the WebSocket, join every active namespace."""
+        url, timeout = self._url, self._timeout
+        auth = await _resolve(self._auth)
+        if auth is not None and not isinstance(auth, dict):
+            raise TypeError("auth must be a dict (or a callable returning one)")
+        headers = await _resolve(self._headers)
         ws = await open_websocket(
             self._engine_url(url),
             headers=headers,
-            ssl=ssl,
+            ssl=self._ssl,
             timeout=timeout,
             max_payload=self.max_payload,
         )
@@ -153,25 +292,21 @@ class Client(HandlerRegistry):
         link = self._link = Link(ws, protocol, tasks=self._tasks)
         self._reset_watchdog()
         self._reader = loop.create_task(self._read(link))
-        self._pending = {ns: loop.create_future() for ns in wanted}
-        for namespace in wanted:
-            link.send(protocol.connect(namespace, auth))
+        self._pending = {ns: loop.create_future() for ns in self._active}
+        for namespace in self._active:
+            link.send(protocol.connect(namespace, self._connect_auth(namespace, auth)))
         try:
             async with asyncio.timeout_at(deadline):
                 await asyncio.gather(*self._pending.values())
-        except ConnectionRefused:
-            await self.disconnect()
-            raise
-        except TimeoutError:
-            await self.disconnect()
-            raise ConnectionFailed(f"no CONNECT reply from {url} within {timeout} s") from None
-        except ConnectionClosed as exc:
-            await self.disconnect()
-            raise ConnectionFailed(
-                f"the connection to {url} ended while connecting: {exc.reason}"
-            ) from exc
-        except BaseException:
-            await self.disconnect()
+        except BaseException as exc:
+            link.close("client disconnect")
+            await asyncio.shield(self._reader)
+            if isinstance(exc, TimeoutError):
+                raise ConnectionFailed(f"no CONNECT reply from {url} within {timeout} s") from None
+            if isinstance(exc, ConnectionClosed) and not isinstance(exc, ConnectionRefused):
+                raise ConnectionFailed(
+                    f"the connection to {url} ended while connecting: {exc.reason}"
+                ) from exc
             raise
         finally:
             for future in self._pending.values():
@@ -180,6 +315,19 @@ class Client(HandlerRegistry):
                 elif not future.cancelled():
                     future.exception()  # mark retrieved: only the first failure is raised
             self._pending = {}
+        self._established = link
+
+    def _connect_auth(self, namespace: str, auth: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The CONNECT payload: the user's auth, with ``pid`` and ``offset`` added to
+        ask for recovery when the server gave this namespace a ``pid``."""
+        pid = self._pids.get(namespace)
+        if pid is None:
+            return auth
+        recovery = {"pid": pid}
+        offset = self._offsets.get(namespace)
+        if offset is not None:
+            recovery["offset"] = offset
+        return {**recovery, **(auth or {})}  # the user's keys win, as in socket.io
 
     def _reset_watchdog(self) -> None:
         if self._watchdog is not None:
@@ -197,7 +345,7 @@ class Client(HandlerRegistry):
 
     async def _read(self, link: Link) -> None:
         reason = await link.run(self._on_frame)
-        assert self._link is link  # connect() waits for this task before replacing it
+        assert self._link is link  # _attempt waits for this task before replacing it
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -206,43 +354,150 @@ class Client(HandlerRegistry):
                 future.set_exception(ConnectionClosed(reason))
         for namespace in list(self._sids):
             self._namespace_ended(namespace, reason)
+        if link is not self._established:
+            return  # a failed attempt: the code that made it decides what follows
+        self._established = None
+        if self._will_reconnect(reason):
+            logger.info("connection lost (%s); reconnecting", reason)
+            self._reconnector = asyncio.get_running_loop().create_task(self._reconnect())
+        else:
+            self._finish()
+
+    def _will_reconnect(self, reason: str | None) -> bool:
+        return (
+            self.reconnection
+            and not self._closing
+            and reason in RECONNECT_REASONS
+            and bool(self._active)
+        )
+
+    async def _reconnect(self) -> None:
+        attempt = 0
+        try:
+            while True:
+                limit = self.reconnection_attempts
+                if limit is not None and attempt >= limit:
+                    logger.warning("reconnection failed after %d attempt(s)", attempt)
+                    self._fire("reconnect_failed")
+                    return
+                attempt += 1
+                await asyncio.sleep(self.backoff.next())
+                self._fire("reconnect_attempt", attempt)
+                try:
+                    await self._attempt()
+                except ConnectionRefused as exc:
+                    logger.warning("reconnection refused: %s", exc.message)
+                    self._fire("connect_error", exc.message, exc.data)
+                    return
+                except ConnectionFailed as exc:
+                    logger.info("reconnection attempt %d failed: %s", attempt, exc)
+                    continue
+                self.backoff.reset()
+                self._fire("reconnect", attempt)
+                return
+        finally:
+            self._reconnector = None
+            if self._established is None:
+                self._finish()
+            self._notify()
+
+    def _finish(self) -> None:
+        """The client is disconnected for good: drop what waits to be sent."""
+        lost = sum(len(buffer) for buffer in self._buffers.values())
+        if lost:
+            self.dropped += lost
+            logger.warning("%d buffered event(s) dropped: the client is disconnected", lost)
+        self._buffers.clear()
+        self._done.set()
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake the calls waiting for a namespace to (re)connect."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _fire(self, event: str, *args: Any) -> None:
+        """Run a connection-level lifecycle handler, on every namespace that has one."""
+        for namespace in list(self._handlers):
+            handler = self._lifecycle_handler(namespace, event)
+            if handler is not None:
+                run_detached(
+                    handler,
+                    args[: handler.max_args] if handler.max_args is not None else args,
+                    f"{event!r} on {namespace!r}",
+                    self._cleanup,
+                )
 
     # -- receiving -------------------------------------------------------------------
 
     def _on_frame(self, frame: str | bytes) -> None:
         link, protocol = self._link, self._protocol
-        assert link is not None and protocol is not None
+        assert link is not None
+        assert protocol is not None
+        joined: list[str] = []
         for item in protocol.receive(frame):
             match item:
                 case Event():
-                    link.dispatch_event(self, item)
+                    link.dispatch_event(self, self._strip_offset(item))
                 case Ack():
                     link.resolve_ack(item)
                 case Ping():
                     link.send(PONG_FRAME)
                     self._reset_watchdog()
                 case Connect(namespace=namespace, data={"sid": str(sid)}):
-                    self._on_connected(link, namespace, sid)
+                    self._on_connected(namespace, sid, item.data)
+                    joined.append(namespace)
                 case ConnectError():
                     future = self._pending.get(item.namespace)
                     if future is not None and not future.done():
                         future.set_exception(ConnectionRefused(item.message, data=item.data))
                 case Disconnect():
+                    # the server left this namespace: no reconnection for it
+                    if item.namespace in self._active:
+                        self._active.remove(item.namespace)
+                    self._buffers.pop(item.namespace, None)
                     self._namespace_ended(item.namespace, "server disconnect")
                     link.fail_acks(item.namespace, "server disconnect")
                     if not protocol.connected and not protocol.connecting:
                         link.close("server disconnect")
                 case Close():
                     link.close("transport close")
+        # After the CONNECT reply and the events replayed with it: send what was
+        # buffered while offline, then run the connect handlers, as socket.io does.
+        for namespace in joined:
+            for buffered in self._buffers.pop(namespace, ()):
+                link.send(buffered)
+            future = self._pending.get(namespace)
+            if future is not None and not future.done():
+                future.set_result(self._sids[namespace])
+            handler = self._lifecycle_handler(namespace, "connect")
+            if handler is not None:
+                link.dispatch(handler, (), namespace, None, f"'connect' on {namespace!r}")
+        if joined:
+            self._notify()
 
-    def _on_connected(self, link: Link, namespace: str, sid: str) -> None:
+    def _on_connected(self, namespace: str, sid: str, data: dict[str, Any] | None) -> None:
         self._sids[namespace] = sid
-        future = self._pending.get(namespace)
-        if future is not None and not future.done():
-            future.set_result(sid)
-        handler = self._lifecycle_handler(namespace, "connect")
-        if handler is not None:
-            link.dispatch(handler, (), namespace, None, f"'connect' on {namespace!r}")
+        pid = data.get("pid") if data is not None else None
+        if type(pid) is str:
+            self._recovered[namespace] = self._pids.get(namespace) == pid
+            self._pids[namespace] = pid
+        else:
+            self._recovered[namespace] = False
+            self._pids.pop(namespace, None)
+        if not self._recovered[namespace]:
+            self._offsets.pop(namespace, None)  # a new session: old offsets mean nothing
+
+    def _strip_offset(self, event: Event) -> Event:
+        """Take the recovery offset off an event of a recovering server (its last
+        argument, a string, on every event without an ack) and remember it."""
+        if event.id is not None or event.namespace not in self._pids:
+            return event
+        args = event.args
+        if not args or type(args[-1]) is not str:
+            return event
+        self._offsets[event.namespace] = args[-1]
+        return Event(event.name, args[:-1], event.namespace)
 
     def _namespace_ended(self, namespace: str, reason: str) -> None:
         if self._sids.pop(namespace, None) is None:
@@ -262,22 +517,65 @@ class Client(HandlerRegistry):
 
     # -- sending ---------------------------------------------------------------------
 
-    def _require(self, namespace: str) -> Link:
-        link = self._link
-        if link is None or not link.open or namespace not in self._sids:
-            raise NotConnected(f"the client is not connected to namespace {namespace!r}")
-        return link
-
-    async def emit(self, event: str, *args: Any, namespace: str = "/") -> None:
-        """Send an event to the server.
+    def _live(self, namespace: str) -> Link | None:
+        """The link to send on, or ``None`` while ``namespace`` waits to reconnect.
 
         Raises:
-            NotConnected: ``namespace`` is not connected.
+            NotConnected: ``namespace`` is neither connected nor reconnecting.
+        """
+        link = self._link
+        if link is not None and link.open and namespace in self._sids:
+            return link
+        if namespace in self._active and (
+            self.reconnecting
+            or (
+                link is not None
+                and link is self._established
+                and self._will_reconnect(link.close_reason)
+            )
+        ):
+            return None
+        raise NotConnected(f"the client is not connected to namespace {namespace!r}")
+
+    async def emit(
+        self, event: str, *args: Any, namespace: str = "/", volatile: bool = False
+    ) -> None:
+        """Send an event to the server.
+
+        While the client reconnects, the event waits in a bounded buffer and is sent
+        after the namespace reconnects, before its ``connect`` handler runs; a
+        ``volatile`` event is dropped instead (and counted in :attr:`dropped`).
+
+        Raises:
+            NotConnected: ``namespace`` is not connected and not reconnecting.
+            SendBufferFull: the buffer is full and ``buffer_overflow`` is ``"raise"``.
             EncodeError: an argument cannot be encoded.
             ValueError: ``event`` is a reserved name.
         """
         check_event_name(event)
-        self._require(namespace).send(encode_packet(Event(event, args, namespace)))
+        link = self._live(namespace)
+        frame = encode_packet(Event(event, args, namespace))
+        if link is not None:
+            link.send(frame)
+            return
+        if volatile:
+            self.dropped += 1
+            logger.debug("volatile event %r dropped while reconnecting", event)
+            return
+        buffer = self._buffers.setdefault(namespace, deque())
+        if len(buffer) >= self.buffer_size:
+            if self.buffer_overflow == "raise":
+                raise SendBufferFull(
+                    f"{len(buffer)} events already wait for {namespace!r} to reconnect"
+                )
+            if not buffer:
+                self.dropped += 1
+                logger.warning("event %r dropped: buffer_size is 0", event)
+                return
+            buffer.popleft()
+            self.dropped += 1
+            logger.warning("send buffer of %r full: the oldest buffered event dropped", namespace)
+        buffer.append(frame)
 
     async def call(
         self, event: str, *args: Any, namespace: str = "/", timeout: float = 60.0
@@ -285,15 +583,31 @@ class Client(HandlerRegistry):
         """Send an event and return the server's acknowledgement.
 
         One ack argument is returned as is, several as a tuple, none as ``None``.
+        While the client reconnects, the call waits for the namespace to be back,
+        within the same ``timeout``.
 
         Raises:
             AckTimeout: no ack within ``timeout`` seconds (also a ``TimeoutError``).
             ConnectionClosed: the connection or namespace ended first; the event may
-                or may not have been handled.
-            NotConnected: ``namespace`` is not connected.
+                or may not have been handled by the server.
+            NotConnected: ``namespace`` is not connected and not reconnecting, or
+                reconnection gave up while the call waited.
         """
         check_event_name(event)
-        return await self._require(namespace).call(namespace, event, args, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        link = self._live(namespace)
+        while link is None:
+            changed = self._changed
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await changed.wait()
+            except TimeoutError:
+                raise AckTimeout(
+                    f"{namespace!r} did not reconnect within {timeout} s to call {event!r}"
+                ) from None
+            link = self._live(namespace)
+        return await link.call(namespace, event, args, max(0.0, deadline - loop.time()))
 
     # -- state and lifecycle ---------------------------------------------------------
 
@@ -301,6 +615,11 @@ class Client(HandlerRegistry):
     def connected(self) -> bool:
         """Whether at least one namespace is connected."""
         return self._link is not None and self._link.open and bool(self._sids)
+
+    @property
+    def reconnecting(self) -> bool:
+        """Whether the client is between a lost connection and its reconnection."""
+        return self._reconnector is not None
 
     @property
     def sid(self) -> str | None:
@@ -312,27 +631,48 @@ class Client(HandlerRegistry):
         return self._sids.get(namespace)
 
     @property
+    def recovered(self) -> bool:
+        """Whether the last (re)connection of ``/`` recovered its session."""
+        return self._recovered.get("/", False)
+
+    def is_recovered(self, namespace: str = "/") -> bool:
+        """Whether the last (re)connection of ``namespace`` recovered its session:
+        same session id, and the events missed meanwhile replayed."""
+        return self._recovered.get(namespace, False)
+
+    @property
     def namespaces(self) -> frozenset[str]:
         """The connected namespaces."""
         return frozenset(self._sids)
 
+    @property
+    def buffered(self) -> int:
+        """How many emitted events wait for a reconnection."""
+        return sum(len(buffer) for buffer in self._buffers.values())
+
     async def disconnect(self) -> None:
-        """Leave every namespace (DISCONNECT, flushed), close the WebSocket, cancel the
-        event handlers still running and give disconnect handlers up to 10 s to finish.
-        Safe to call more than once."""
+        """Leave every namespace (DISCONNECT, flushed), close the WebSocket, stop any
+        reconnection, cancel the event handlers still running and give disconnect
+        handlers up to 10 s to finish. Safe to call more than once."""
+        self._closing = True
+        reconnector = self._reconnector
+        if reconnector is not None and reconnector is not asyncio.current_task():
+            reconnector.cancel()
+            await asyncio.gather(reconnector, return_exceptions=True)
         link, protocol = self._link, self._protocol
         if link is not None and protocol is not None and link.open:
             for namespace in sorted(protocol.connected):
                 link.send(protocol.disconnect(namespace))
             link.close("client disconnect")
-        if self._reader is not None:
+        if self._reader is not None and self._reader is not asyncio.current_task():
             await asyncio.shield(self._reader)
+        self._finish()
         await settle(self._tasks, self._cleanup, DISCONNECT_GRACE)
 
     async def wait(self) -> None:
-        """Wait until the connection ends."""
-        if self._reader is not None:
-            await asyncio.shield(self._reader)
+        """Wait until the client is disconnected for good: its own ``disconnect()``,
+        a server disconnect, or a drop it does not (or no longer) reconnect after."""
+        await self._done.wait()
 
     async def __aenter__(self) -> Client:
         return self

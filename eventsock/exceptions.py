@@ -9,6 +9,7 @@ EventsockError
 ├── ConnectionRefused      the server answered CONNECT with CONNECT_ERROR
 ├── ConnectionClosed       the connection or namespace ended while an operation needed it
 │   └── NotConnected       an operation named a namespace that is not connected
+├── SendBufferFull         emit() while reconnecting found the send buffer full
 └── AckTimeout             (also TimeoutError) no acknowledgement arrived within the timeout
 ```
 """
@@ -27,6 +28,7 @@ __all__ = [
     "InvalidHandler",
     "NotConnected",
     "ProtocolError",
+    "SendBufferFull",
 ]
 
 
@@ -84,6 +86,11 @@ class ConnectionClosed(EventsockError):
 
 class NotConnected(ConnectionClosed):
     """Raised when emitting or calling on a namespace that is not connected."""
+
+
+class SendBufferFull(EventsockError):
+    """Raised by ``Client.emit`` while reconnecting when the send buffer is full and
+    the client was made with ``buffer_overflow="raise"``."""
 
 
 class AckTimeout(EventsockError, TimeoutError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -15,6 +16,7 @@ from .exceptions import ConnectionClosed, ConnectionRefused, NotConnected
 from .handlers import Handler, HandlerRegistry
 from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
 from .protocol import ServerProtocol
+from .recovery import RECOVERABLE_REASONS, Recovery, ReplayLog, SessionStore, StoredSession
 from .rooms import Rooms
 from .session import Link, check_event_name, settle
 from .transport import (
@@ -75,9 +77,24 @@ class Session:
         data: free per-connection state for the application.
         headers: the HTTP headers of the request that opened the connection.
         query: the query parameters of that request.
+        recovered: whether this session was restored by connection state recovery
+            (same id, rooms and data as before a short disconnection).
+        pid: the private id the client presents to recover, when recovery is on.
     """
 
-    __slots__ = ("_buffer", "_conn", "_server", "connected", "data", "id", "namespace")
+    __slots__ = (
+        "_buffer",
+        "_conn",
+        "_replay_from",
+        "_server",
+        "_start",
+        "connected",
+        "data",
+        "id",
+        "namespace",
+        "pid",
+        "recovered",
+    )
 
     def __init__(self, server: Server, conn: _Connection, namespace: str, sid: str) -> None:
         self.id = sid
@@ -88,6 +105,12 @@ class Session:
         self._conn = conn
         # Frames for this session while its connect handler runs; sent after the reply.
         self._buffer: list[bytes] | None = []
+        self.pid: str | None = None
+        self.recovered = False
+        # replay-log positions: where a recovery replay starts, and where this session
+        # began receiving events live
+        self._replay_from = 0
+        self._start = 0
 
     @property
     def headers(self) -> Mapping[str, str]:
@@ -113,8 +136,10 @@ class Session:
             except ConnectionClosed:
                 pass  # the connection is ending; its disconnect handling is under way
 
-    async def emit(self, event: str, *args: Any) -> None:
+    async def emit(self, event: str, *args: Any, volatile: bool = False) -> None:
         """Send an event to this client.
+
+        With recovery on, the event is kept for replay unless it is ``volatile``.
 
         Raises:
             NotConnected: the session has ended.
@@ -123,7 +148,9 @@ class Session:
         check_event_name(event)
         if not self.connected and self._buffer is None:
             raise NotConnected(f"session {self.id} is not connected")
-        self._deliver(encode_packet(Event(event, args, self.namespace)))
+        self._deliver(
+            self._server._encode_event(event, args, self.namespace, (self.id,), (), volatile)
+        )
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
         """Send an event to this client and return its acknowledgement.
@@ -257,13 +284,13 @@ class _Connection:
             # "/" always exists, as in Socket.IO; other namespaces exist by their handlers.
             self.link.send(self.protocol.refuse(namespace, "Invalid namespace"))
             return
-        session = Session(server, self, namespace, _new_id())
-        self.sessions[namespace] = session
-        server._sessions[session.id] = session
-        server._rooms_for(namespace).enter(session.id, session.id)
-        auth = packet.data if packet.data is not None else {}
+        auth = dict(packet.data) if packet.data is not None else {}
+        session = self._new_session(namespace, auth)
         handler = server._lifecycle_handler(namespace, "connect")
-        if handler is None:
+        recovery = server.recovery
+        if handler is None or (
+            session.recovered and recovery is not None and recovery.skip_connect_handler
+        ):
             self._accept(session)
         elif handler.is_async:
             self.link.spawn(self._run_connect(handler, session, auth))
@@ -274,6 +301,44 @@ class _Connection:
                 self._refuse(session, exc)
             else:
                 self._accept_or_refuse(session, result)
+
+    def _new_session(self, namespace: str, auth: dict[str, Any]) -> Session:
+        """A fresh session, or the one ``auth``'s ``pid`` and ``offset`` recover.
+
+        ``pid`` and ``offset`` are taken out of ``auth`` either way."""
+        server = self.server
+        pid, offset = auth.pop("pid", None), auth.pop("offset", None)
+        log, store = server._log, server._store
+        stored = None
+        after: int | None = None
+        if log is not None and store is not None and type(pid) is str:
+            stored = store.take(pid, namespace, server._clock())
+            if stored is not None:
+                after = log.position(offset if type(offset) is str else log.offset(stored.start))
+                if after is None:
+                    logger.info("session %s not recovered: events it missed are gone", stored.sid)
+                    stored = None
+        rooms = server._rooms_for(namespace)
+        if stored is not None and after is not None:
+            session = Session(server, self, namespace, stored.sid)
+            session.data = stored.data
+            session.pid = stored.pid
+            session.recovered = True
+            session._replay_from = after
+            for room in stored.rooms:
+                rooms.enter(session.id, room)
+        else:
+            session = Session(server, self, namespace, _new_id())
+            if log is not None:
+                session.pid = _new_id()
+        if log is not None:
+            # From here on, events for this session reach its buffer through its rooms;
+            # a recovery replays what came before.
+            session._start = log.mark
+        self.sessions[namespace] = session
+        server._sessions[session.id] = session
+        rooms.enter(session.id, session.id)
+        return session
 
     async def _run_connect(self, handler: Handler, session: Session, auth: dict[str, Any]) -> None:
         try:
@@ -297,7 +362,13 @@ class _Connection:
         if self._connect_handle is not None:
             self._connect_handle.cancel()
             self._connect_handle = None
-        self.link.send(self.protocol.accept(namespace, session.id))
+        log = self.server._log
+        if session.recovered and log is not None:
+            # the missed events go first, as socket.io sends them: before the reply
+            for frame in log.replay(namespace, session._replay_from, session._start, session.rooms):
+                self.link.send(frame)
+        extra = None if session.pid is None else {"pid": session.pid}
+        self.link.send(self.protocol.accept(namespace, session.id, extra))
         buffered, session._buffer = session._buffer, None
         session.connected = True
         for frame in buffered or ():
@@ -332,6 +403,24 @@ class _Connection:
     def _end_session(self, session: Session, reason: str) -> None:
         was_connected = session.connected
         session.connected = False
+        store = self.server._store
+        if (
+            was_connected
+            and store is not None
+            and session.pid is not None
+            and reason in RECOVERABLE_REASONS
+        ):
+            store.keep(
+                StoredSession(
+                    session.id,
+                    session.pid,
+                    session.namespace,
+                    session.rooms - {session.id},
+                    session.data,
+                    session._start,
+                ),
+                self.server._clock(),
+            )
         self._forget(session)
         self.link.fail_acks(session.namespace, reason)
         if not was_connected:
@@ -364,6 +453,9 @@ class Server(HandlerRegistry):
             same-origin only (requests without an ``Origin`` header, as non-browser
             clients send, are allowed), ``"*"`` for any, a list, or a callable taking
             the origin and returning whether it is allowed.
+        recovery: connection state recovery options (:class:`Recovery`); off by
+            default. With it on, events without an ack carry an offset as their last
+            argument, which eventsock and socket.io clients understand.
 
     Example:
         ```python
@@ -390,6 +482,7 @@ class Server(HandlerRegistry):
         max_payload: int = 1_000_000,
         connect_timeout: float = 45.0,
         allowed_origins: OriginPolicy = None,
+        recovery: Recovery | None = None,
     ) -> None:
         super().__init__()
         if ping_interval <= 0 or ping_timeout <= 0 or connect_timeout <= 0:
@@ -402,6 +495,10 @@ class Server(HandlerRegistry):
         self.max_payload = int(max_payload)
         self.connect_timeout = float(connect_timeout)
         self._origin_allowed = self._origin_policy(allowed_origins)
+        self.recovery = recovery
+        self._log = ReplayLog(recovery) if recovery is not None else None
+        self._store = SessionStore(recovery) if recovery is not None else None
+        self._clock: Callable[[], float] = time.monotonic
         self._connections: dict[_Connection, asyncio.Event] = {}
         self._sessions: dict[str, Session] = {}
         self._rooms: dict[str, Rooms] = {}
@@ -562,26 +659,58 @@ class Server(HandlerRegistry):
         to: str | Iterable[str] | None = None,
         skip: str | Iterable[str] | None = None,
         namespace: str = "/",
+        volatile: bool = False,
     ) -> None:
         """Send an event to the sessions in ``to`` (session ids or rooms; all the
         namespace's sessions when omitted) except those in ``skip``.
 
-        The packet is encoded once for every recipient.
+        The packet is encoded once for every recipient. With recovery on, it is kept
+        for replay to sessions that are briefly disconnected, unless ``volatile``.
 
         Raises:
             ValueError: ``event`` is a reserved name.
             EncodeError: an argument cannot be encoded.
         """
         check_event_name(event)
-        frame = encode_packet(Event(event, args, namespace))
+        targets, skipped = _as_rooms(to), _as_rooms(skip) or []
+        frame = self._encode_event(event, args, namespace, targets, skipped, volatile)
         rooms = self._rooms.get(namespace)
         if rooms is None:
             return
         sessions = self._sessions
-        for sid in rooms.resolve(_as_rooms(to), _as_rooms(skip) or ()):
+        for sid in rooms.resolve(targets, skipped):
             session = sessions.get(sid)
             if session is not None:
                 session._deliver(frame)
+
+    def _encode_event(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        namespace: str,
+        to: Iterable[str] | None,
+        skip: Iterable[str],
+        volatile: bool,
+    ) -> bytes:
+        """Encode an EVENT without ack; with recovery, add its offset and log it."""
+        log = self._log
+        if log is None:
+            return encode_packet(Event(event, args, namespace))
+        if volatile:
+            # Not logged, but it carries the latest offset, so that every event of a
+            # recovering server ends with an offset and clients can always strip it.
+            return encode_packet(Event(event, (*args, log.offset(log.mark)), namespace))
+        seq, offset = log.next_offset()
+        frame = encode_packet(Event(event, (*args, offset), namespace))
+        log.append(
+            seq,
+            namespace,
+            frame,
+            None if to is None else frozenset(to),
+            frozenset(skip),
+            self._clock(),
+        )
+        return frame
 
     async def call(
         self, event: str, *args: Any, to: str, namespace: str = "/", timeout: float = 60.0

@@ -32,7 +32,7 @@ from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
-__all__ = ["Link", "ack_args", "ack_result", "check_event_name", "settle"]
+__all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached", "settle"]
 
 logger = logging.getLogger("eventsock")
 
@@ -328,6 +328,29 @@ class Link:
         group.add(task)
         task.add_done_callback(group.discard)
         return task
+
+
+def run_detached(
+    handler: Handler, args: tuple[Any, ...], label: str, tasks: set[asyncio.Task[Any]]
+) -> None:
+    """Run a lifecycle handler that belongs to no connection (reconnection events):
+    inline when sync, as a task kept in ``tasks`` when async; errors are logged."""
+    if not handler.is_async:
+        try:
+            handler.func(*args)
+        except Exception:
+            logger.exception("handler for %s raised", label)
+        return
+
+    async def run() -> None:
+        try:
+            await handler.func(*args)
+        except Exception:
+            logger.exception("handler for %s raised", label)
+
+    task = asyncio.get_running_loop().create_task(run())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 async def settle(

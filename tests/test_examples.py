@@ -147,7 +147,9 @@ async def test_rpc_client_against_rpc_server() -> None:
 
 @exercises("rpc_server.py")
 async def test_rpc_server_disconnects_clients_on_sigint() -> None:
-    async with serving("rpc_server.py") as (server, url), eventsock.Client() as client:
+    # reconnection off: this test is about the end of the connection
+    client = eventsock.Client(reconnection=False)
+    async with serving("rpc_server.py") as (server, url), client:
         reasons: asyncio.Queue[str] = asyncio.Queue()
 
         @client.on("disconnect")
@@ -185,7 +187,7 @@ async def test_mount_aiohttp() -> None:
         async with http.get(f"{url}/health") as response:
             assert response.status == 200
             assert await response.json() == {"status": "ok", "connections": 0}
-        async with eventsock.Client() as client:
+        async with eventsock.Client(reconnection=False) as client:
             await client.connect(url, timeout=TIMEOUT)
             assert await client.call("ping", timeout=TIMEOUT) == "pong"
             async with http.get(f"{url}/health") as response:

@@ -380,7 +380,12 @@ async def test_eventsock_client_auth_accepted(node_server: NodeServer, no_leaks:
         assert client.connected
         assert isinstance(client.sid, str) and len(client.sid) == 20, client.sid
         connected = await node_server.expect("connect")
-        assert connected == {"event": "connect", "sid": client.sid, "auth": {"token": "secret"}}
+        assert connected == {
+            "event": "connect",
+            "sid": client.sid,
+            "auth": {"token": "secret"},
+            "recovered": False,
+        }
     assert not client.connected
     assert (await node_server.expect("disconnect"))["reason"] == "client namespace disconnect"
 

@@ -562,7 +562,7 @@ async def test_shutdown_leaves_no_task_behind(no_leaks: None) -> None:
             finished.append("cancelled")
 
     port = await server.start("127.0.0.1", 0)
-    clients = [eventsock.Client() for _ in range(3)]
+    clients = [eventsock.Client(reconnection=False) for _ in range(3)]
     for client in clients:
         await client.connect(f"http://127.0.0.1:{port}", timeout=5)
     await clients[0].emit("forever")

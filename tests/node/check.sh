@@ -92,6 +92,86 @@ scenario() {
   pass "$name"
 }
 
+# recovery_scenario on|off: runs the recovery scenario against a server with
+# (on) or without (off) --recovery. Socket ids, pids and offsets are random, so
+# a node snippet checks the structure of the client's output and of the four
+# server lines it causes (connect, transport close, connect, disconnect).
+RECOVERY_CHECK='
+const [mode, out, srv] = process.argv.slice(1);
+const on = mode === "on";
+const parse = (text) => text.split("\n").filter(Boolean).map((l) => JSON.parse(l));
+const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+const isOffset = (x) => typeof x === "string" && x.length > 0;
+const problems = [];
+const need = (ok, what) => { if (!ok) problems.push(what); };
+const lines = parse(out), log = parse(srv);
+const [first, rec, ticks, done] = lines;
+need(lines.length === 4, "client printed " + lines.length + " lines, expected 4");
+need(first && first.step === "first" && typeof first.id === "string" && first.id.length === 20, "bad first step");
+const firstTicks = (first && first.ticks) || [];
+if (on) {
+  need(firstTicks.length === 3 && firstTicks.every((t, i) => t.length === 2 && t[0] === i && isOffset(t[1])),
+    "first ticks are not [[0,o1],[1,o2],[2,o3]]");
+} else {
+  need(same(firstTicks, [[0], [1], [2]]), "first ticks are not [[0],[1],[2]]");
+}
+need(same(rec, { step: "reconnected", recovered: on, same_id: on }), "bad reconnected step");
+const args = (ticks && ticks.args) || [];
+need(ticks && ticks.step === "ticks" && ticks.missed_complete === on, "bad ticks step / missed_complete");
+need(same(args.slice(0, 3), firstTicks), "ticks step does not start with the first ticks");
+if (on) {
+  const missed = args.slice(3);
+  need(missed.length === 2 && missed[0][0] === "missed-1" && missed[1][0] === "missed-2"
+    && missed.every((t) => t.length === 2 && isOffset(t[1])), "missed ticks are not [\"missed-1\",o4],[\"missed-2\",o5]");
+  const offsets = args.map((t) => t[1]);
+  need(new Set(offsets).size === 5, "offsets are not all distinct");
+} else {
+  need(args.length === 3, "missed ticks arrived without CSR");
+}
+need(same(done, { step: "done", ok: true }), "no done step");
+const sid = first && first.id;
+need(same(log[0], { event: "connect", sid, auth: { token: "secret" }, recovered: false }), "server: bad first connect line");
+need(same(log[1], { event: "disconnect", reason: "transport close" }), "server: no transport close");
+const again = log[2] || {};
+if (on) {
+  // The reconnect CONNECT carries {pid, offset} merged with the auth; offset = the last offset received.
+  const a = again.auth || {};
+  need(again.event === "connect" && again.sid === sid && again.recovered === true
+    && same(Object.keys(a), ["pid", "offset", "token"]) && typeof a.pid === "string" && a.pid.length === 20
+    && a.offset === firstTicks[2][1] && a.token === "secret", "server: bad recovered connect line");
+} else {
+  need(again.event === "connect" && typeof again.sid === "string" && again.sid !== sid
+    && same(again.auth, { token: "secret" }) && again.recovered === false, "server: bad second connect line");
+}
+need(same(log[3], { event: "disconnect", reason: "client namespace disconnect" }), "server: no final disconnect");
+need(log.length === 4, "server printed " + log.length + " lines, expected 4");
+if (problems.length) console.log(problems.join("; "));
+'
+recovery_scenario() {
+  local mode=$1 before out rc srv problems
+  before=$(wc -l <"$SERVER_LOG")
+  out=$(node client.js "http://127.0.0.1:$SERVER_PORT" recovery); rc=$?
+  for _ in $(seq 30); do
+    srv=$(tail -n +"$((before + 1))" "$SERVER_LOG")
+    echo "$srv" | grep -qxF '{"event":"disconnect","reason":"client namespace disconnect"}' && break
+    sleep 0.1
+  done
+  sleep 0.1
+  srv=$(tail -n +"$((before + 1))" "$SERVER_LOG")
+  if [ $rc -eq 0 ]; then
+    problems=$(node -e "$RECOVERY_CHECK" "$mode" "$out" "$srv" 2>&1)
+  else
+    problems="client exit $rc"
+  fi
+  if [ -z "$problems" ]; then
+    pass "recovery (CSR $mode)"
+  else
+    fail "recovery (CSR $mode): $problems; client output:"
+    echo "$out" | cut -c1-400 | sed 's/^/    /'
+    echo "$srv" | sed 's/^/    server: /'
+  fi
+}
+
 HEX256=$(node -e 'process.stdout.write(Buffer.from([...Array(256).keys()]).toString("hex"))')
 ID='"id":"[^"]*"'
 
@@ -104,7 +184,7 @@ if [ $rc -eq 0 ] \
   && echo "$out" | sed -n 1p | grep -qx "{\"step\":\"connected\",$ID}" \
   && [ "$(echo "$out" | sed -n 2,3p)" = $'{"step":"connect_error","message":"Not authorized","data":{"code":42}}\n{"step":"done","ok":true}' ] \
   && grep -qxF '{"event":"disconnect","reason":"client namespace disconnect"}' "$SERVER_LOG" \
-  && grep -qx '{"event":"connect","sid":"[^"]*","auth":{"token":"secret"}}' "$SERVER_LOG"; then
+  && grep -qx '{"event":"connect","sid":"[^"]*","auth":{"token":"secret"},"recovered":false}' "$SERVER_LOG"; then
   pass auth
 else
   fail "auth: client exit $rc, output:"; echo "$out" | sed 's/^/    /'
@@ -132,6 +212,9 @@ else
   tail -n +"$((before + 1))" "$SERVER_LOG" | sed 's/^/    server: /'
 fi
 
+# recovery without CSR: new sid, no missed ticks (the client gives up on them after ~1 s).
+recovery_scenario off
+
 # provoke is not a client.js scenario: it must be refused with exit 1.
 out=$(node client.js "http://127.0.0.1:$SERVER_PORT" provoke); rc=$?
 if [ $rc -eq 1 ] && [ "$out" = '{"step":"error","message":"unknown scenario: provoke"}' ]; then
@@ -155,7 +238,13 @@ if grep -q '"reason":"ping timeout"' "$SERVER_LOG"; then fail "idle: server saw 
 kill -TERM "$SERVER_PID"
 if wait_exit "$SERVER_PID"; then pass "server exits 0 on SIGTERM"; else fail "server exits on SIGTERM"; fi
 
+# --- server 3: connection state recovery ---
+start_server recovery --recovery
+recovery_scenario on
+exec {SERVER_FD}>&-
+if wait_exit "$SERVER_PID"; then pass "server --recovery exits 0 when stdin closes"; else fail "server --recovery exits when stdin closes"; fi
+
 echo "--- server logs ---"
-cat "$WORK/main.log" "$WORK/fastping.log"
+cat "$WORK/main.log" "$WORK/fastping.log" "$WORK/recovery.log"
 echo "check: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

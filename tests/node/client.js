@@ -35,13 +35,15 @@ const opts = parseArgs(process.argv.slice(2));
 const sockets = [];
 
 // Connect a fresh socket (own Manager); resolves on "connect", rejects on "connect_error".
-function connect(auth) {
+// `extra` overrides the default options (only the recovery scenario uses it).
+function connect(auth, extra = {}) {
   const socket = io(opts.url, {
     parser: msgpackParser,
     transports: ["websocket"],
     reconnection: false,
     forceNew: true,
     auth,
+    ...extra,
   });
   sockets.push(socket);
   return new Promise((resolve, reject) => {
@@ -71,6 +73,23 @@ function once(socket, event) {
   return new Promise((resolve) => socket.once(event, (...args) => resolve(args)));
 }
 
+// Resolves true as soon as check() is true (it is re-checked each time the
+// returned poke() is called), or false after timeoutMs.
+function waitUntil(check, timeoutMs) {
+  let poke = () => {};
+  const promise = new Promise((resolve) => {
+    if (check()) return resolve(true);
+    const timer = setTimeout(() => resolve(false), timeoutMs);
+    poke = () => {
+      if (check()) {
+        clearTimeout(timer);
+        resolve(true);
+      }
+    };
+  });
+  return { promise, poke: () => poke() };
+}
+
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function asBuffer(value) {
@@ -80,6 +99,10 @@ function asBuffer(value) {
 }
 
 const SECRET = { token: "secret" };
+
+// How long the recovery scenario waits for the "missed" ticks after the
+// reconnection (without CSR on the server they never come).
+const MISSED_WAIT_MS = 1000;
 
 const scenarios = {
   async auth() {
@@ -167,6 +190,41 @@ const scenarios = {
     const got = asBuffer(echoed);
     if (!got) throw new Error("echoed value is not binary: " + typeof echoed);
     emitLine({ step: "big", length: got.length, equal: buf.equals(got) });
+  },
+
+  async recovery() {
+    const socket = await connect(SECRET, {
+      reconnection: true,
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 200,
+      randomizationFactor: 0,
+    });
+    const ticks = []; // full argument lists, offsets included (JS keeps them)
+    let waiter = { poke() {} };
+    socket.on("tick", (...args) => {
+      ticks.push(args);
+      waiter.poke();
+    });
+
+    waiter = waitUntil(() => ticks.length >= 3, ACK_TIMEOUT_MS);
+    await call(socket, "tick_me", 3);
+    if (!(await waiter.promise)) throw new Error(`got ${ticks.length} of 3 ticks`);
+    const firstId = socket.id;
+    emitLine({ step: "first", id: firstId, ticks: toPlain(ticks) });
+
+    // Drop the transport; the Manager reconnects by itself and the socket
+    // sends CONNECT again (with pid and offset if the server gave a pid).
+    const reconnected = once(socket, "connect");
+    socket.io.engine.close();
+    await reconnected;
+    // socket.recovered is `pid && previousPid === pid`: undefined (not false)
+    // when the server has CSR off, hence the === true.
+    emitLine({ step: "reconnected", recovered: socket.recovered === true, same_id: socket.id === firstId });
+
+    const hasMissed = () => ["missed-1", "missed-2"].every((m) => ticks.some((args) => args[0] === m));
+    waiter = waitUntil(hasMissed, MISSED_WAIT_MS);
+    const complete = await waiter.promise;
+    emitLine({ step: "ticks", args: toPlain(ticks), missed_complete: complete });
   },
 };
 

@@ -2,7 +2,7 @@
 // Reference socket.io 4 server (msgpack parser, websocket only) for eventsock
 // interop tests. See README.md for the CLI contract and the reference app.
 //
-// usage: node server.js [--ping-interval MS] [--ping-timeout MS]
+// usage: node server.js [--ping-interval MS] [--ping-timeout MS] [--recovery]
 
 const http = require("http");
 const { Server } = require("socket.io");
@@ -10,9 +10,13 @@ const msgpackParser = require("socket.io-msgpack-parser");
 const { toPlain } = require("./plain");
 
 function parseArgs(argv) {
-  const opts = { pingInterval: 25000, pingTimeout: 20000 };
+  const opts = { pingInterval: 25000, pingTimeout: 20000, recovery: false };
   for (let i = 0; i < argv.length; i++) {
     const name = argv[i];
+    if (name === "--recovery") {
+      opts.recovery = true;
+      continue;
+    }
     const value = Number(argv[i + 1]);
     if (name === "--ping-interval") opts.pingInterval = value;
     else if (name === "--ping-timeout") opts.pingTimeout = value;
@@ -40,6 +44,10 @@ function splitAck(args) {
   return [args, undefined];
 }
 
+// Disconnect reasons after which the test app emits the "missed" ticks (the
+// reasons a client can come back from; see the "disconnect" handler below).
+const RECOVERABLE_REASONS = new Set(["transport close", "transport error", "ping timeout", "forced close"]);
+
 const opts = parseArgs(process.argv.slice(2));
 const httpServer = http.createServer();
 const io = new Server(httpServer, {
@@ -49,6 +57,11 @@ const io = new Server(httpServer, {
   pingTimeout: opts.pingTimeout,
   maxHttpBufferSize: 10_000_000,
   serveClient: false,
+  // With --recovery, every packet emitted without an ack gets an offset
+  // appended (as its last argument) and is stored for replay.
+  ...(opts.recovery
+    ? { connectionStateRecovery: { maxDisconnectionDuration: 120000, skipMiddlewares: true } }
+    : {}),
 });
 
 // ---- reference app, namespace "/" ----
@@ -62,10 +75,28 @@ io.use((socket, next) => {
 });
 
 io.on("connection", (socket) => {
-  emitLine({ event: "connect", sid: socket.id, auth: toPlain(socket.handshake.auth) });
+  emitLine({
+    event: "connect",
+    sid: socket.id,
+    auth: toPlain(socket.handshake.auth),
+    recovered: socket.recovered,
+  });
 
   socket.on("disconnect", (reason) => {
     emitLine({ event: "disconnect", reason });
+    if (RECOVERABLE_REASONS.has(reason)) {
+      // The socket has already left its rooms, so nobody receives these now.
+      // With --recovery the adapter stores them (for the room socket.id) and
+      // replays them if the client recovers the session.
+      io.to(socket.id).emit("tick", "missed-1");
+      io.to(socket.id).emit("tick", "missed-2");
+    }
+  });
+
+  socket.on("tick_me", (...raw) => {
+    const [[n], ack] = splitAck(raw);
+    for (let i = 0; i < n; i++) socket.emit("tick", i);
+    reply(ack, true);
   });
 
   socket.on("echo", (...raw) => {

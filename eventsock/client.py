@@ -341,7 +341,7 @@ class Client(HandlerRegistry):
 
     def _ping_timeout(self, link: Link) -> None:
         logger.info("no ping from the server within pingInterval + pingTimeout")
-        link.close("ping timeout")
+        link.close("ping timeout", abort=True)
 
     async def _read(self, link: Link) -> None:
         reason = await link.run(self._on_frame)

@@ -243,7 +243,7 @@ class _Connection:
 
     def _ping_timeout(self) -> None:
         logger.info("closing connection %s: no pong within ping_timeout", self.eio_sid)
-        self.link.close("ping timeout")
+        self.link.close("ping timeout", abort=True)
 
     def _connect_timeout(self) -> None:
         self._connect_handle = None

@@ -36,6 +36,11 @@ __all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached",
 
 logger = logging.getLogger("eventsock")
 
+# Seconds a closing handshake may take before the TCP connection is dropped.
+CLOSE_TIMEOUT = 5.0
+# The same, when the peer is known to be unresponsive (no pong, no ping).
+ABORT_TIMEOUT = 0.05
+
 
 def check_event_name(event: str) -> None:
     """Refuse to emit names the Socket.IO peers reserve.
@@ -86,6 +91,7 @@ class Link:
         self._closing = False
         self._close_code = CLOSE_NORMAL
         self._close_message = ""
+        self._abort = False
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
@@ -125,12 +131,26 @@ class Link:
             self.close("transport error", message=exc.reason)
         finally:
             queue.clear()
-            await self.ws.close(self._close_code, self._close_message)
+            await self.ws.close(
+                self._close_code,
+                self._close_message,
+                timeout=ABORT_TIMEOUT if self._abort else CLOSE_TIMEOUT,
+            )
 
-    def close(self, reason: str, *, code: int = CLOSE_NORMAL, message: str = "") -> None:
-        """Flush what is queued, then close the WebSocket. The first reason given wins."""
+    def close(
+        self, reason: str, *, code: int = CLOSE_NORMAL, message: str = "", abort: bool = False
+    ) -> None:
+        """Flush what is queued, then close the WebSocket. The first reason given wins.
+
+        With ``abort`` (the peer is unresponsive), nothing more is sent: the writer
+        stops where it is and the connection is dropped after a token close attempt.
+        """
         if self.close_reason is None:
             self.close_reason = reason
+        if abort and not self._abort:
+            self._abort = True
+            self._queue.clear()
+            self._writer.cancel()  # it may be stuck sending to a peer that reads nothing
         if self._closing:
             return
         self._closing = True
@@ -165,7 +185,7 @@ class Link:
                     self.close("transport error", code=CLOSE_PROTOCOL_ERROR, message=exc.reason)
         finally:
             self.close("transport close")
-            await asyncio.shield(self._writer)
+            await asyncio.wait([self._writer])  # it may have been cancelled (abort)
             self.fail_acks(None, self.close_reason or "connection closed")
         return self.close_reason or "transport close"
 

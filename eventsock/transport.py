@@ -110,10 +110,19 @@ class WebSocket:
         except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
             raise ConnectionClosed(f"transport error: {exc}") from exc
 
-    async def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Close the WebSocket (and the client's HTTP session); never raises."""
+    async def close(
+        self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
+    ) -> None:
+        """Close the WebSocket (and the client's HTTP session); never raises.
+
+        The closing handshake gets ``timeout`` seconds; a peer that does not answer in
+        time (a dead network path) has its TCP connection dropped, which is what
+        aiohttp does when its close is cancelled.
+        """
         try:
-            await self._ws.close(code=code, message=reason.encode()[:120])
+            await asyncio.wait_for(
+                self._ws.close(code=code, message=reason.encode()[:120]), timeout
+            )
         except Exception:  # noqa: S110 - closing a broken socket has nothing left to report
             pass
         finally:

@@ -151,3 +151,17 @@ def test_session_store_keeps_sessions_for_the_window() -> None:
 def test_recovery_options_validate() -> None:
     with pytest.raises(ValueError, match="positive"):
         Recovery(max_disconnection=0)
+
+
+def test_client_options_set_its_schedule() -> None:
+    import eventsock
+
+    client = eventsock.Client(
+        reconnection_delay=2.0, reconnection_delay_max=10.0, randomization_factor=0.5
+    )
+    client.backoff._rng = lambda: 0.25  # even first decimal: minus 12.5 %
+    assert [client.backoff.next() for _ in range(4)] == pytest.approx([1.75, 3.5, 7.0, 10.0])
+    with pytest.raises(ValueError, match="buffer_overflow"):
+        eventsock.Client(buffer_overflow="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reconnection_attempts"):
+        eventsock.Client(reconnection_attempts=-1)

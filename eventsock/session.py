@@ -23,7 +23,7 @@ import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 from .codec import encode_packet
 from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
@@ -298,12 +298,8 @@ class Link:
         ack_id: int | None,
         label: str,
     ) -> None:
-        try:
-            result = handler.func(*args)
-        except Exception:
-            logger.exception("handler for %s raised", label)
-            return
-        if ack_id is not None:
+        result = _call(handler, args, label)
+        if ack_id is not None and result is not _FAILED:
             self.send_ack(namespace, ack_id, result)
 
     async def _run_async(
@@ -315,12 +311,8 @@ class Link:
         label: str,
     ) -> None:
         self._unstarted -= 1
-        try:
-            result = await handler.func(*args)
-        except Exception:
-            logger.exception("handler for %s raised", label)
-            return
-        if ack_id is not None:
+        result = await _call_async(handler, args, label)
+        if ack_id is not None and result is not _FAILED:
             self.send_ack(namespace, ack_id, result)
 
     def send_ack(self, namespace: str, ack_id: int, result: Any) -> None:
@@ -350,25 +342,35 @@ class Link:
         return task
 
 
+# What _call and _call_async return for a handler that raised (and was logged).
+_FAILED: Final = object()
+
+
+def _call(handler: Handler, args: tuple[Any, ...], label: str) -> Any:
+    try:
+        return handler.func(*args)
+    except Exception:
+        logger.exception("handler for %s raised", label)
+        return _FAILED
+
+
+async def _call_async(handler: Handler, args: tuple[Any, ...], label: str) -> Any:
+    try:
+        return await handler.func(*args)
+    except Exception:
+        logger.exception("handler for %s raised", label)
+        return _FAILED
+
+
 def run_detached(
     handler: Handler, args: tuple[Any, ...], label: str, tasks: set[asyncio.Task[Any]]
 ) -> None:
     """Run a lifecycle handler that belongs to no connection (reconnection events):
     inline when sync, as a task kept in ``tasks`` when async; errors are logged."""
     if not handler.is_async:
-        try:
-            handler.func(*args)
-        except Exception:
-            logger.exception("handler for %s raised", label)
+        _call(handler, args, label)
         return
-
-    async def run() -> None:
-        try:
-            await handler.func(*args)
-        except Exception:
-            logger.exception("handler for %s raised", label)
-
-    task = asyncio.get_running_loop().create_task(run())
+    task = asyncio.get_running_loop().create_task(_call_async(handler, args, label))
     tasks.add(task)
     task.add_done_callback(tasks.discard)
 

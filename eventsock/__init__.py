@@ -16,7 +16,7 @@ from .exceptions import (
 )
 from .handlers import Namespace
 from .recovery import Recovery
-from .server import Server, Session
+from .server import Server, Session, SessionInfo
 
 __all__ = [
     "AckTimeout",
@@ -34,6 +34,7 @@ __all__ = [
     "SendBufferFull",
     "Server",
     "Session",
+    "SessionInfo",
 ]
 
 __version__ = "0.1.0"

@@ -44,6 +44,8 @@ from .packets import (
 
 __all__ = [
     "PING_FRAME",
+    "pack_map",
+    "unpack_map",
     "PONG_FRAME",
     "decode_open",
     "decode_packet",
@@ -259,3 +261,36 @@ def decode_text_frame(text: str) -> EnginePacket:
     if kind in "0123456":
         raise ProtocolError(f"unexpected Engine.IO packet {text[:16]!r}")
     raise ProtocolError(f"not an Engine.IO packet: {text[:16]!r}")
+
+
+def pack_map(obj: dict[str, Any]) -> bytes:
+    """Encode a map (a cluster envelope) as msgpack, ``bytes`` as bin.
+
+    Raises:
+        EncodeError: a value cannot be encoded.
+    """
+    try:
+        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode as msgpack: {exc}") from exc
+
+
+def unpack_map(data: bytes) -> dict[Any, Any]:
+    """Decode one msgpack map; extension types are refused (never pickle, never code).
+
+    Raises:
+        ProtocolError: the bytes are not one msgpack map.
+    """
+    try:
+        obj = msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_no_ext)
+    except ProtocolError:
+        raise
+    except Exception as exc:
+        raise ProtocolError(f"invalid msgpack ({type(exc).__name__}: {exc})") from exc
+    if type(obj) is not dict:
+        raise ProtocolError(f"expected a msgpack map, not {type(obj).__name__}")
+    return obj
+
+
+def _no_ext(code: int, data: bytes) -> object:
+    raise ProtocolError(f"msgpack extension type {code} is not accepted")

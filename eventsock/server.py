@@ -7,18 +7,29 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from .codec import PING_FRAME, encode_open, encode_packet
-from .exceptions import ConnectionClosed, ConnectionRefused, NotConnected
-from .handlers import Handler, HandlerRegistry
+from .backends import Backend, MemoryBackend
+from .cluster import (
+    CallEnvelope,
+    EmitEnvelope,
+    NodeEventEnvelope,
+    QueryEnvelope,
+    RoomOp,
+    RoomsEnvelope,
+)
+from .codec import PING_FRAME, encode_open, encode_packet, pack_map
+from .exceptions import AckTimeout, ConnectionClosed, ConnectionRefused, EncodeError, NotConnected
+from .handlers import F, Handler, HandlerRegistry, make_handler
+from .node import Node
 from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
 from .protocol import ServerProtocol
 from .recovery import RECOVERABLE_REASONS, Recovery, ReplayLog, SessionStore, StoredSession
 from .rooms import Rooms
-from .session import Link, check_event_name, settle
+from .session import Link, ack_args, ack_result, check_event_name, settle
 from .transport import (
     CLOSE_GOING_AWAY,
     HandshakeRequest,
@@ -33,7 +44,7 @@ if TYPE_CHECKING:
 
     from aiohttp import web
 
-__all__ = ["Server", "Session"]
+__all__ = ["Server", "Session", "SessionInfo"]
 
 logger = logging.getLogger("eventsock")
 
@@ -65,6 +76,19 @@ def _as_rooms(value: str | Iterable[str] | None) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     return list(value)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """A session as a cluster-wide query reports it (a snapshot)."""
+
+    id: str
+    namespace: str
+    rooms: frozenset[str]
+    #: a copy of its ``data`` (``None`` if it could not travel between nodes)
+    data: dict[str, Any] | None
+    #: the id of the server node holding it
+    node: str
 
 
 class Session:
@@ -453,6 +477,9 @@ class Server(HandlerRegistry):
             same-origin only (requests without an ``Origin`` header, as non-browser
             clients send, are allowed), ``"*"`` for any, a list, or a callable taking
             the origin and returning whether it is allowed.
+        backend: how this server shares sessions, rooms and events with other server
+            processes (:class:`~eventsock.backends.redis.RedisBackend`); by default
+            a cluster of one.
         recovery: connection state recovery options (:class:`Recovery`); off by
             default. With it on, events without an ack carry an offset as their last
             argument, which eventsock and socket.io clients understand.
@@ -483,6 +510,7 @@ class Server(HandlerRegistry):
         connect_timeout: float = 45.0,
         allowed_origins: OriginPolicy = None,
         recovery: Recovery | None = None,
+        backend: Backend | None = None,
     ) -> None:
         super().__init__()
         if ping_interval <= 0 or ping_timeout <= 0 or connect_timeout <= 0:
@@ -506,6 +534,11 @@ class Server(HandlerRegistry):
         self._cleanup: set[asyncio.Task[Any]] = set()
         self._site: Site | None = None
         self._closing = False
+        self.backend: Backend = backend if backend is not None else MemoryBackend()
+        #: This server's id in its cluster.
+        self.node_id = _new_id()
+        self._node = Node(self)
+        self._backend_started = False
 
     # -- mounting and running --------------------------------------------------------
 
@@ -519,7 +552,8 @@ class Server(HandlerRegistry):
             self.path,
             check=self._check_request,
             serve=self._serve_connection,
-            on_shutdown=self._close_connections,
+            on_startup=self._start_backend,
+            on_shutdown=self._stop,
             max_payload=self.max_payload,
         )
 
@@ -536,7 +570,7 @@ class Server(HandlerRegistry):
         app = new_application()
         self.attach(app)
         self._closing = False
-        self._site = Site(app)
+        self._site = Site(app)  # its startup starts the backend
         try:
             return await self._site.start(host, port, ssl)
         except BaseException:
@@ -568,10 +602,21 @@ class Server(HandlerRegistry):
         """Disconnect every session (reason "server shutting down"), cancel the event
         handlers still running, give disconnect handlers up to 10 s to finish, and stop
         the standalone site if there is one."""
-        await self._close_connections()
+        await self._stop()
         if self._site is not None:
             site, self._site = self._site, None
             await site.stop()
+
+    async def _start_backend(self) -> None:
+        if not self._backend_started:
+            self._backend_started = True
+            await self.backend.start(self.node_id, self._node.receive)
+
+    async def _stop(self) -> None:
+        await self._close_connections()
+        if self._backend_started:
+            self._backend_started = False
+            await self.backend.stop()
 
     async def _close_connections(self) -> None:
         self._closing = True
@@ -662,23 +707,55 @@ class Server(HandlerRegistry):
         volatile: bool = False,
     ) -> None:
         """Send an event to the sessions in ``to`` (session ids or rooms; all the
-        namespace's sessions when omitted) except those in ``skip``.
+        namespace's sessions when omitted) except those in ``skip``, on every node of
+        the cluster.
 
-        The packet is encoded once for every recipient. With recovery on, it is kept
-        for replay to sessions that are briefly disconnected, unless ``volatile``.
+        The packet is encoded once for every recipient (once per node). With recovery
+        on, it is kept for replay to sessions that are briefly disconnected, unless
+        ``volatile``.
 
         Raises:
             ValueError: ``event`` is a reserved name.
             EncodeError: an argument cannot be encoded.
         """
         check_event_name(event)
-        targets, skipped = _as_rooms(to), _as_rooms(skip) or []
-        frame = self._encode_event(event, args, namespace, targets, skipped, volatile)
+        targets = _as_rooms(to)
+        skipped = tuple(_as_rooms(skip) or ())
+        self._emit_local(event, args, namespace, targets, skipped, volatile)
+        if self._node.clustered and not self._held_here(targets, namespace):
+            await self._node.publish(
+                EmitEnvelope(
+                    namespace,
+                    event,
+                    args,
+                    None if targets is None else tuple(targets),
+                    skipped,
+                    volatile,
+                )
+            )
+
+    def _held_here(self, targets: list[str] | None, namespace: str) -> bool:
+        """Whether ``targets`` is one session id of this node (nothing to publish)."""
+        if targets is None or len(targets) != 1:
+            return False
+        session = self._sessions.get(targets[0])
+        return session is not None and session.namespace == namespace
+
+    def _emit_local(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        namespace: str,
+        to: Iterable[str] | None,
+        skip: Iterable[str],
+        volatile: bool,
+    ) -> None:
+        frame = self._encode_event(event, args, namespace, to, skip, volatile)
         rooms = self._rooms.get(namespace)
         if rooms is None:
             return
         sessions = self._sessions
-        for sid in rooms.resolve(targets, skipped):
+        for sid in rooms.resolve(to, skip):
             session = sessions.get(sid)
             if session is not None:
                 session._deliver(frame)
@@ -715,41 +792,242 @@ class Server(HandlerRegistry):
     async def call(
         self, event: str, *args: Any, to: str, namespace: str = "/", timeout: float = 60.0
     ) -> Any:
-        """Send an event to one session and return its acknowledgement.
+        """Send an event to one session, on any node, and return its acknowledgement.
 
         Raises:
             NotConnected: no session ``to`` is connected to ``namespace``.
             AckTimeout: no ack arrived within ``timeout`` seconds.
             ConnectionClosed: the connection ended before the ack arrived.
         """
-        return await self._session(to, namespace).call(event, *args, timeout=timeout)
+        session = self._sessions.get(to)
+        if session is not None and session.namespace == namespace and session.connected:
+            return await session.call(event, *args, timeout=timeout)
+        results, complete = await self._node.request(
+            lambda request: CallEnvelope(request, namespace, (to,), event, args, timeout),
+            timeout,
+        )
+        for sid, ok, value in results:
+            if sid == to:
+                if ok:
+                    return ack_result(tuple(value))
+                if value == "timeout":
+                    raise AckTimeout(f"no ack for {event!r} from {to} within {timeout} s")
+                raise ConnectionClosed(value)
+        if complete:
+            raise NotConnected(f"no session {to!r} is connected to {namespace!r}")
+        raise AckTimeout(f"no ack for {event!r} from {to} within {timeout} s")
+
+    async def call_room(
+        self,
+        event: str,
+        *args: Any,
+        to: str | Iterable[str] | None = None,
+        namespace: str = "/",
+        timeout: float = 5.0,
+    ) -> dict[str, Any]:
+        """Call every session in ``to`` (rooms or ids; the whole namespace when
+        omitted) on every node, and return the acks that arrived within ``timeout``,
+        by session id. Sessions that did not answer in time are left out.
+        """
+        check_event_name(event)
+        targets = _as_rooms(to)
+        local = asyncio.ensure_future(self._call_local(event, args, namespace, targets, timeout))
+        remote, _ = await self._node.request(
+            lambda request: CallEnvelope(
+                request,
+                namespace,
+                None if targets is None else tuple(targets),
+                event,
+                args,
+                timeout,
+            ),
+            timeout,
+        )
+        answers: dict[str, Any] = {}
+        for sid, ok, value in [*await local, *remote]:
+            if ok:
+                answers[sid] = ack_result(tuple(value))
+        return answers
+
+    async def _call_local(
+        self,
+        event: str,
+        args: tuple[Any, ...],
+        namespace: str,
+        to: Iterable[str] | None,
+        timeout: float,
+    ) -> list[Any]:
+        """Call this node's sessions in ``to``; ``[sid, ok, ack args or reason]`` each."""
+        rooms = self._rooms.get(namespace)
+        sessions = [
+            session
+            for sid in (rooms.resolve(to, ()) if rooms is not None else ())
+            if (session := self._sessions.get(sid)) is not None and session.connected
+        ]
+
+        async def one(session: Session) -> list[Any]:
+            try:
+                link = session._conn.link
+                return [
+                    session.id,
+                    True,
+                    list(ack_args(await link.call(session.namespace, event, args, timeout))),
+                ]
+            except AckTimeout:
+                return [session.id, False, "timeout"]
+            except ConnectionClosed as exc:
+                return [session.id, False, exc.reason]
+
+        return list(await asyncio.gather(*(one(s) for s in sessions)))
 
     # -- rooms -----------------------------------------------------------------------
 
-    async def enter_room(self, sid: str, room: str, *, namespace: str = "/") -> None:
-        """Put session ``sid`` in ``room``."""
-        self._rooms_for(namespace).enter(self._session(sid, namespace).id, room)
+    async def enter_room(self, to: str | Iterable[str], room: str, *, namespace: str = "/") -> None:
+        """Put the sessions in ``to`` (a session id, a room, or a list), on every node,
+        in ``room``."""
+        await self._rooms_op(namespace, "enter", _as_rooms(to), room)
 
-    async def leave_room(self, sid: str, room: str, *, namespace: str = "/") -> None:
-        """Take session ``sid`` out of ``room``."""
-        self._rooms_for(namespace).leave(sid, room)
+    async def leave_room(self, to: str | Iterable[str], room: str, *, namespace: str = "/") -> None:
+        """Take the sessions in ``to``, on every node, out of ``room``."""
+        await self._rooms_op(namespace, "leave", _as_rooms(to), room)
 
     async def close_room(self, room: str, *, namespace: str = "/") -> None:
-        """Take every session out of ``room``."""
-        self._rooms_for(namespace).close(room)
+        """Take every session, on every node, out of ``room``."""
+        await self._rooms_op(namespace, "close", None, room)
+
+    async def disconnect(self, to: str | Iterable[str], *, namespace: str = "/") -> None:
+        """Disconnect the sessions in ``to`` (a session id, a room, or a list), on every
+        node, from ``namespace`` (reason "server disconnect")."""
+        await self._rooms_op(namespace, "disconnect", _as_rooms(to), None)
+
+    async def _rooms_op(
+        self, namespace: str, op: RoomOp, to: list[str] | None, room: str | None
+    ) -> None:
+        self._rooms_local(namespace, op, to, room)
+        if self._node.clustered and not (op != "close" and self._held_here(to, namespace)):
+            await self._node.publish(
+                RoomsEnvelope(namespace, op, None if to is None else tuple(to), room)
+            )
+
+    def _rooms_local(
+        self, namespace: str, op: RoomOp, to: Iterable[str] | None, room: str | None
+    ) -> None:
+        rooms = self._rooms.get(namespace)
+        if rooms is None:
+            return
+        if op == "close":
+            if room is not None:
+                rooms.close(room)
+            return
+        for sid in rooms.resolve(to, ()):
+            if op == "disconnect":
+                session = self._sessions.get(sid)
+                if session is not None:
+                    session._conn.disconnect_session(session, "server disconnect")
+            elif room is not None:
+                (rooms.enter if op == "enter" else rooms.leave)(sid, room)
 
     def rooms(self, sid: str, *, namespace: str = "/") -> frozenset[str]:
-        """The rooms session ``sid`` is in (its own room included)."""
+        """The rooms session ``sid`` of this node is in (its own room included); see
+        :meth:`fetch_rooms` for any node."""
         return self._rooms_for(namespace).rooms_of(sid)
 
     def members(self, room: str, *, namespace: str = "/") -> frozenset[str]:
-        """The ids of the sessions in ``room``."""
+        """The ids of this node's sessions in ``room``; see :meth:`fetch_sessions` for
+        every node."""
         return self._rooms_for(namespace).members(room)
 
-    async def disconnect(self, sid: str, *, namespace: str = "/") -> None:
-        """Disconnect session ``sid`` from ``namespace`` (reason "server disconnect")."""
-        session = self._session(sid, namespace)
-        await session.disconnect()
+    # -- cluster-wide queries --------------------------------------------------------
+
+    async def fetch_sessions(
+        self, room: str | None = None, *, namespace: str = "/", timeout: float = 2.0
+    ) -> list[SessionInfo]:
+        """The sessions in ``room`` (all of the namespace's when omitted) on every node
+        that answers within ``timeout``, with their rooms and data."""
+        remote, _ = await self._node.request(
+            lambda request: QueryEnvelope(request, namespace, room), timeout
+        )
+        found = self._sessions_local(namespace, room, wire=False)
+        return [
+            SessionInfo(
+                item["sid"], namespace, frozenset(item["rooms"]), item["data"], item["node"]
+            )
+            for item in [*found, *remote]
+            if isinstance(item, dict)
+        ]
+
+    async def fetch_rooms(
+        self, sid: str, *, namespace: str = "/", timeout: float = 2.0
+    ) -> frozenset[str]:
+        """The rooms of session ``sid`` on whichever node holds it (empty if none)."""
+        session = self._sessions.get(sid)
+        if session is not None and session.namespace == namespace:
+            return session.rooms
+        for info in await self.fetch_sessions(sid, namespace=namespace, timeout=timeout):
+            if info.id == sid:
+                return info.rooms
+        return frozenset()
+
+    def _sessions_local(self, namespace: str, room: str | None, *, wire: bool) -> list[Any]:
+        rooms = self._rooms.get(namespace)
+        if rooms is None:
+            return []
+        found = []
+        for sid in rooms.resolve(None if room is None else (room,), ()):
+            session = self._sessions.get(sid)
+            if session is None or not session.connected:
+                continue
+            data: dict[str, Any] | None = dict(session.data)
+            if wire:
+                try:
+                    pack_map(data)  # type: ignore[arg-type]
+                except EncodeError:
+                    logger.warning("session %s: data not msgpack-encodable, sent as nil", sid)
+                    data = None
+            found.append(
+                {
+                    "sid": sid,
+                    "rooms": sorted(rooms.rooms_of(sid)),
+                    "data": data,
+                    "node": self.node_id,
+                }
+            )
+        return found
+
+    # -- events between servers ------------------------------------------------------
+
+    def cluster_on(self, event: str, handler: F | None = None) -> Any:
+        """Register a handler for an event sent by another server node with
+        :meth:`cluster_emit` or :meth:`cluster_call` (its return value answers a call).
+
+        Raises:
+            InvalidHandler: the handler's signature is wrong.
+        """
+
+        def decorate(func: F) -> F:
+            self._node.handlers[event] = make_handler(
+                func, leading=0, what=f"cluster handler {event!r}"
+            )
+            return func
+
+        return decorate(handler) if handler is not None else decorate
+
+    async def cluster_emit(self, event: str, *args: Any) -> None:
+        """Send an event to every other server node."""
+        await self._node.publish(NodeEventEnvelope(None, event, args))
+
+    async def cluster_call(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
+        """Send an event to every other server node and return the answers that arrived
+        within ``timeout``."""
+        results, _ = await self._node.request(
+            lambda request: NodeEventEnvelope(request, event, args), timeout
+        )
+        return results
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def connection_count(self) -> int:

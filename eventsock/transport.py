@@ -141,6 +141,7 @@ def mount(
     *,
     check: Callable[[HandshakeRequest], tuple[int, dict[str, Any]] | None],
     serve: Callable[[HandshakeRequest, WebSocket], Awaitable[None]],
+    on_startup: Callable[[], Awaitable[None]],
     on_shutdown: Callable[[], Awaitable[None]],
     max_payload: int,
 ) -> None:
@@ -172,12 +173,16 @@ def mount(
         await serve(handshake, WebSocket(ws))
         return ws
 
+    async def startup(_app: web.Application) -> None:
+        await on_startup()
+
     async def shutdown(_app: web.Application) -> None:
         await on_shutdown()
 
     base = "/" + path.strip("/")
     app.router.add_get(base + "/", endpoint)
     app.router.add_get(base, endpoint)
+    app.on_startup.append(startup)
     app.on_shutdown.append(shutdown)
 
 

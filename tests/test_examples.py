@@ -198,6 +198,27 @@ async def test_mount_aiohttp() -> None:
             assert not client.connected
 
 
+@exercises("reconnect.py")
+async def test_reconnect() -> None:
+    code, out, err = await run("reconnect.py")
+    assert code == 0, err
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("server listening on http://127.0.0.1:")
+    assert lines[1:] == [
+        "live: received [0, 1, 2, 3, 4]",
+        "client lost the connection: transport close",
+        "offline: reconnecting=True, buffered=1, dropped=1",
+        "reconnected: recovered=True, same session id=True",
+        "replayed: received [5, 6, 7, 8, 9]",
+        "all 15 events, each exactly once, in order: True",
+        "the server got the notes ['written while offline']",
+        "server side: recovered=True, rooms=['feed']",
+        "server side: data={'room': 'feed'}",
+        "done",
+    ]
+
+
 def test_every_example_is_exercised() -> None:
     found = {path.relative_to(EXAMPLES).as_posix() for path in EXAMPLES.rglob("*.py")}
     assert found, "no examples found"

@@ -15,7 +15,9 @@ def test_all_is_sorted_and_complete() -> None:
     for name in eventsock.__all__:
         assert hasattr(eventsock, name), name
     public = {n for n in vars(eventsock) if not n.startswith("_")}
-    modules = {p.stem for p in PACKAGE.glob("*.py")}
+    modules = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.parent.name for p in PACKAGE.glob("*/__init__.py")
+    }
     assert public - modules - {"annotations"} == set(eventsock.__all__)
 
 
@@ -40,6 +42,10 @@ def imports_of(path: pathlib.Path) -> set[str]:
 
 
 def test_only_transport_imports_aiohttp_and_only_codec_imports_msgpack() -> None:
+    for path in PACKAGE.rglob("*.py"):
+        imported = imports_of(path)
+        if path.name != "redis.py":
+            assert "redis" not in imported, path.name
     for path in PACKAGE.glob("*.py"):
         imported = imports_of(path)
         if path.stem != "transport":

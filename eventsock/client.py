@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final, Literal
@@ -51,6 +52,11 @@ HeadersSource = (
 
 # Seconds disconnect() gives the disconnect handlers to finish.
 DISCONNECT_GRACE: Final = 10.0
+
+# What an offset looks like: socket.io's (yeast ids such as "Q8LX0jH" or "Q8LX0jH.0")
+# and eventsock's (hex). socket.io sends volatile events without one, so a trailing
+# string that could not be an offset is never taken for one.
+_OFFSET_SHAPE: Final = re.compile(r"[0-9A-Za-z_-]{1,32}(?:\.[0-9]+)?")
 
 #: Reasons after which the client reconnects (when ``reconnection`` is on).
 RECONNECT_REASONS: Final = frozenset({"transport close", "transport error", "ping timeout"})
@@ -392,6 +398,10 @@ class Client(HandlerRegistry):
                 except ConnectionFailed as exc:
                     logger.info("reconnection attempt %d failed: %s", attempt, exc)
                     continue
+                except Exception:
+                    # an auth or headers callable that failed: try again on schedule
+                    logger.exception("reconnection attempt %d raised", attempt)
+                    continue
                 self.backoff.reset()
                 self._fire("reconnect", attempt)
                 return
@@ -494,7 +504,7 @@ class Client(HandlerRegistry):
         if event.id is not None or event.namespace not in self._pids:
             return event
         args = event.args
-        if not args or type(args[-1]) is not str:
+        if not args or type(args[-1]) is not str or not _OFFSET_SHAPE.fullmatch(args[-1]):
             return event
         self._offsets[event.namespace] = args[-1]
         return Event(event.name, args[:-1], event.namespace)

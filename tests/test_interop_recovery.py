@@ -115,3 +115,20 @@ async def test_eventsock_client_without_recovery_keeps_trailing_strings(
         )
         assert not client.recovered
         await client.disconnect()
+
+
+def test_only_offset_shaped_strings_are_taken_for_offsets() -> None:
+    from eventsock.packets import Event
+
+    client = eventsock.Client()
+    client._pids["/"] = "pid"
+    strip = client._strip_offset
+    assert strip(Event("e", ("x", "Q8LX0jH"))) == Event("e", ("x",))
+    assert strip(Event("e", ("x", "Q8LX0jH.0"))) == Event("e", ("x",))
+    assert strip(Event("e", ("x", "a1b2f"))) == Event("e", ("x",))
+    # a volatile event from socket.io carries no offset: text stays an argument
+    assert strip(Event("e", ("x", "last string"))) == Event("e", ("x", "last string"))
+    assert strip(Event("e", ("x", "done!"))) == Event("e", ("x", "done!"))
+    assert strip(Event("e", ("x", 3))) == Event("e", ("x", 3))
+    # a call (with an id) never carries an offset
+    assert strip(Event("e", ("x", "Q8LX0jH"), "/", 1)) == Event("e", ("x", "Q8LX0jH"), "/", 1)

@@ -511,3 +511,27 @@ async def test_recovery_is_logged_off_for_unknown_pids(caplog: pytest.LogCapture
         await client.connect(url, timeout=5)
         assert not client.recovered
         await client.disconnect()
+
+
+async def test_a_failing_auth_callable_does_not_end_reconnection(
+    no_leaks: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = eventsock.Server()
+    server.on("echo", lambda s, x: x)
+    async with serving(server) as url, FaultProxy(int(url.rsplit(":", 1)[1])) as proxy:
+        calls = [0]
+
+        def flaky_auth() -> dict[str, Any]:
+            calls[0] += 1
+            if calls[0] == 2:
+                raise RuntimeError("token service down")
+            return {"n": calls[0]}
+
+        client = fast_client()
+        events = Lifecycle(client)
+        await client.connect(proxy.url, auth=flaky_auth, timeout=5)
+        proxy.cut()
+        assert await events.next("reconnect") == (2,)  # attempt 1 raised, attempt 2 worked
+        assert await client.call("echo", "ok") == "ok"
+        await client.disconnect()
+    assert "token service down" in caplog.text

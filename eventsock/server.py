@@ -558,12 +558,18 @@ class Server(HandlerRegistry):
         )
 
     async def start(
-        self, host: str = "127.0.0.1", port: int = 0, *, ssl: SSLContext | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        ssl: SSLContext | None = None,
+        reuse_port: bool = False,
     ) -> int:
         """Start a standalone server inside the running loop; returns the bound port.
 
         Use port 0 for an ephemeral port, and an ``ssl.SSLContext`` to serve TLS
-        (``wss://``). Stop it with :meth:`shutdown`.
+        (``wss://``). ``reuse_port`` lets several worker processes listen on the same
+        port. Stop it with :meth:`shutdown`.
         """
         if self._site is not None:
             raise RuntimeError("this server is already started")
@@ -572,7 +578,7 @@ class Server(HandlerRegistry):
         self._closing = False
         self._site = Site(app)  # its startup starts the backend
         try:
-            return await self._site.start(host, port, ssl)
+            return await self._site.start(host, port, ssl, reuse_port=reuse_port)
         except BaseException:
             self._site = None
             raise

@@ -242,14 +242,19 @@ class Site:
         self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
         self.port: int | None = None
 
-    async def start(self, host: str, port: int, ssl_context: Any = None) -> int:
+    async def start(
+        self, host: str, port: int, ssl_context: Any = None, *, reuse_port: bool = False
+    ) -> int:
         """Bind and start serving (TLS with an ``ssl.SSLContext``); returns the bound
-        port (useful with port 0)."""
+        port (useful with port 0). ``reuse_port`` lets several processes listen on one
+        port (``SO_REUSEPORT``: the kernel spreads the connections among them)."""
         await self._runner.setup()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((host, port))
             sock.listen(1024)
             sock.setblocking(False)

@@ -115,3 +115,49 @@ def test_load_server_errors() -> None:
         load_server("tests.cluster_app:nothing")
     with pytest.raises(SystemExit, match=r"not an eventsock\.Server"):
         load_server("tests.cluster_app:whoami")
+
+
+async def test_a_killed_node_vanishes_from_cluster_queries() -> None:
+    import time
+
+    from eventsock.backends.redis import RedisBackend
+
+    prefix = f"test-kill-{uuid.uuid4().hex[:8]}"
+    local = eventsock.Server(backend=RedisBackend("redis://127.0.0.1:6379/0", prefix=prefix))
+    await local.start("127.0.0.1", 0)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eventsock",
+        "serve",
+        "tests.cluster_app:server",
+        "--port",
+        "0",
+        "--redis",
+        "redis://127.0.0.1:6379/0",
+        "--prefix",
+        prefix,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    client = eventsock.Client(reconnection=False)
+    try:
+        assert proc.stdout is not None
+        match = SERVING.search((await asyncio.wait_for(proc.stdout.readline(), 20)).decode())
+        assert match
+        await client.connect(match.group(2), timeout=5)
+        assert await client.call("join", "room") is True
+        infos = await local.fetch_sessions("room", timeout=5)
+        assert [info.node for info in infos] == [match.group(4)]
+
+        proc.kill()  # no shutdown, no goodbye: the process is gone
+        await proc.wait()
+        begin = time.monotonic()
+        assert await local.fetch_sessions("room", timeout=2) == []
+        assert time.monotonic() - begin < 2.5  # bounded by the query timeout at worst
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        await client.disconnect()
+        await local.shutdown()

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -21,15 +19,15 @@ from .cluster import (
     RoomOp,
     RoomsEnvelope,
 )
-from .codec import PING_FRAME, encode_open, encode_packet, pack_map
-from .exceptions import AckTimeout, ConnectionClosed, ConnectionRefused, EncodeError, NotConnected
-from .handlers import F, Handler, HandlerRegistry, make_handler
+from .codec import encode_packet, pack_map
+from .connection import Connection, Session, SessionInfo, as_rooms, new_id
+from .exceptions import AckTimeout, ConnectionClosed, EncodeError, NotConnected
+from .handlers import F, HandlerRegistry, make_handler
 from .node import Node
-from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
-from .protocol import ServerProtocol
-from .recovery import RECOVERABLE_REASONS, Recovery, ReplayLog, SessionStore, StoredSession
+from .packets import Event
+from .recovery import Recovery, ReplayLog, SessionStore
 from .rooms import Rooms
-from .session import Link, ack_args, ack_result, check_event_name, settle
+from .session import ack_args, ack_result, check_event_name, settle
 from .transport import (
     CLOSE_GOING_AWAY,
     HandshakeRequest,
@@ -63,404 +61,6 @@ REASONS = (
 
 # Seconds shutdown waits for connections to flush and close.
 SHUTDOWN_GRACE = 10.0
-
-
-def _new_id() -> str:
-    # 15 random bytes make the 20-character url-safe ids both Socket.IO stacks use.
-    return secrets.token_urlsafe(15)
-
-
-def _as_rooms(value: str | Iterable[str] | None) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [value]
-    return list(value)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """A session as a cluster-wide query reports it (a snapshot)."""
-
-    id: str
-    namespace: str
-    rooms: frozenset[str]
-    #: a copy of its ``data`` (``None`` if it could not travel between nodes)
-    data: dict[str, Any] | None
-    #: the id of the server node holding it
-    node: str
-
-
-class Session:
-    """One client's connection to one namespace; the first argument of every server
-    handler.
-
-    Attributes:
-        id: the Socket.IO session id (also the name of the session's own room).
-        namespace: the namespace this session is connected to.
-        data: free per-connection state for the application.
-        headers: the HTTP headers of the request that opened the connection.
-        query: the query parameters of that request.
-        recovered: whether this session was restored by connection state recovery
-            (same id, rooms and data as before a short disconnection).
-        pid: the private id the client presents to recover, when recovery is on.
-    """
-
-    __slots__ = (
-        "_buffer",
-        "_conn",
-        "_replay_from",
-        "_server",
-        "_start",
-        "connected",
-        "data",
-        "id",
-        "namespace",
-        "pid",
-        "recovered",
-    )
-
-    def __init__(self, server: Server, conn: _Connection, namespace: str, sid: str) -> None:
-        self.id = sid
-        self.namespace = namespace
-        self.data: dict[str, Any] = {}
-        self.connected = False
-        self._server = server
-        self._conn = conn
-        # Frames for this session while its connect handler runs; sent after the reply.
-        self._buffer: list[bytes] | None = []
-        self.pid: str | None = None
-        self.recovered = False
-        # replay-log positions: where a recovery replay starts, and where this session
-        # began receiving events live
-        self._replay_from = 0
-        self._start = 0
-
-    @property
-    def headers(self) -> Mapping[str, str]:
-        """The HTTP headers of the request that opened the connection."""
-        return self._conn.handshake.headers
-
-    @property
-    def query(self) -> Mapping[str, str]:
-        """The query parameters of the request that opened the connection."""
-        return self._conn.handshake.query
-
-    @property
-    def rooms(self) -> frozenset[str]:
-        """The rooms this session is in, its own room (its id) included."""
-        return self._server._rooms_for(self.namespace).rooms_of(self.id)
-
-    def _deliver(self, frame: bytes) -> None:
-        if self._buffer is not None:
-            self._buffer.append(frame)
-        elif self.connected:
-            try:
-                self._conn.link.send(frame)
-            except ConnectionClosed:
-                pass  # the connection is ending; its disconnect handling is under way
-
-    async def emit(self, event: str, *args: Any, volatile: bool = False) -> None:
-        """Send an event to this client.
-
-        With recovery on, the event is kept for replay unless it is ``volatile``.
-
-        Raises:
-            NotConnected: the session has ended.
-            EncodeError: an argument cannot be encoded.
-        """
-        check_event_name(event)
-        if not self.connected and self._buffer is None:
-            raise NotConnected(f"session {self.id} is not connected")
-        self._deliver(
-            self._server._encode_event(event, args, self.namespace, (self.id,), (), volatile)
-        )
-
-    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
-        """Send an event to this client and return its acknowledgement.
-
-        One ack argument is returned as is, several as a tuple, none as ``None``.
-
-        Raises:
-            AckTimeout: no ack arrived within ``timeout`` seconds.
-            NotConnected: the session is not connected (or still in its connect handler).
-            ConnectionClosed: the connection ended before the ack arrived.
-        """
-        check_event_name(event)
-        if not self.connected:
-            raise NotConnected(
-                f"session {self.id} is not connected"
-                + (
-                    " yet: call() cannot be used in the connect handler"
-                    if self._buffer is not None
-                    else ""
-                )
-            )
-        return await self._conn.link.call(self.namespace, event, args, timeout)
-
-    async def enter_room(self, room: str) -> None:
-        """Put this session in ``room``."""
-        self._server._rooms_for(self.namespace).enter(self.id, room)
-
-    async def leave_room(self, room: str) -> None:
-        """Take this session out of ``room``."""
-        self._server._rooms_for(self.namespace).leave(self.id, room)
-
-    async def disconnect(self) -> None:
-        """Disconnect this client from the namespace (it receives DISCONNECT)."""
-        self._conn.disconnect_session(self, "server disconnect")
-
-    def __repr__(self) -> str:
-        return f"<Session {self.id} on {self.namespace!r}>"
-
-
-class _Connection:
-    """One Engine.IO connection on the server: heartbeat, namespaces, dispatch."""
-
-    def __init__(self, server: Server, ws: WebSocket, handshake: HandshakeRequest) -> None:
-        self.server = server
-        self.handshake = handshake
-        self.eio_sid = _new_id()
-        self.protocol = ServerProtocol(max_payload=server.max_payload)
-        self.link = Link(ws, self.protocol, tasks=server._tasks)
-        self.sessions: dict[str, Session] = {}
-        self._loop = asyncio.get_running_loop()
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._pong_handle: asyncio.TimerHandle | None = None
-        self._connect_handle: asyncio.TimerHandle | None = None
-        self._connect_expired = False
-
-    async def run(self) -> None:
-        server = self.server
-        self.link.send(
-            encode_open(
-                Open(self.eio_sid, server.ping_interval, server.ping_timeout, server.max_payload)
-            )
-        )
-        self._ping_handle = self._loop.call_later(server.ping_interval, self._send_ping)
-        self._connect_handle = self._loop.call_later(server.connect_timeout, self._connect_timeout)
-        reason = "transport error"
-        try:
-            reason = await self.link.run(self._on_frame)
-        finally:
-            for handle in (self._ping_handle, self._pong_handle, self._connect_handle):
-                if handle is not None:
-                    handle.cancel()
-            for session in list(self.sessions.values()):
-                self._end_session(session, reason)
-
-    # -- heartbeat -------------------------------------------------------------------
-
-    def _send_ping(self) -> None:
-        self._ping_handle = None
-        if not self.link.open:
-            return
-        self.link.send(PING_FRAME)
-        self._pong_handle = self._loop.call_later(self.server.ping_timeout, self._ping_timeout)
-
-    def _on_pong(self) -> None:
-        if self._pong_handle is None:
-            return  # an unsolicited pong changes nothing
-        self._pong_handle.cancel()
-        self._pong_handle = None
-        self._ping_handle = self._loop.call_later(self.server.ping_interval, self._send_ping)
-
-    def _ping_timeout(self) -> None:
-        logger.info("closing connection %s: no pong within ping_timeout", self.eio_sid)
-        self.link.close("ping timeout", abort=True)
-
-    def _connect_timeout(self) -> None:
-        self._connect_handle = None
-        self._connect_expired = True
-        # A namespace whose connect handler still runs decides: see _refuse.
-        if not self.protocol.connected and not self.protocol.pending:
-            logger.warning(
-                "closing connection %s: no namespace joined within connect_timeout", self.eio_sid
-            )
-            self.link.close("transport close", message="connect timeout")
-
-    # -- packets ---------------------------------------------------------------------
-
-    def _on_frame(self, frame: str | bytes) -> None:
-        item = self.protocol.receive(frame)
-        if item is None:
-            return
-        match item:
-            case Event():
-                self.link.dispatch_event(self.server, item, self.sessions[item.namespace])
-            case Ack():
-                self.link.resolve_ack(item)
-            case Pong():
-                self._on_pong()
-            case Connect():
-                self._on_connect(item)
-            case Disconnect():
-                session = self.sessions.get(item.namespace)
-                if session is not None:
-                    self._end_session(session, "client disconnect")
-            case Close():
-                self.link.close("transport close")
-
-    def _on_connect(self, packet: Connect) -> None:
-        namespace = packet.namespace
-        server = self.server
-        if namespace not in server._handlers and namespace != "/":
-            # "/" always exists, as in Socket.IO; other namespaces exist by their handlers.
-            self.link.send(self.protocol.refuse(namespace, "Invalid namespace"))
-            return
-        auth = dict(packet.data) if packet.data is not None else {}
-        session = self._new_session(namespace, auth)
-        handler = server._lifecycle_handler(namespace, "connect")
-        recovery = server.recovery
-        if handler is None or (
-            session.recovered and recovery is not None and recovery.skip_connect_handler
-        ):
-            self._accept(session)
-        elif handler.is_async:
-            self.link.spawn(self._run_connect(handler, session, auth))
-        else:
-            try:
-                result = handler.func(*((session, auth) if handler.max_args != 0 else (session,)))
-            except Exception as exc:
-                self._refuse(session, exc)
-            else:
-                self._accept_or_refuse(session, result)
-
-    def _new_session(self, namespace: str, auth: dict[str, Any]) -> Session:
-        """A fresh session, or the one ``auth``'s ``pid`` and ``offset`` recover.
-
-        ``pid`` and ``offset`` are taken out of ``auth`` either way."""
-        server = self.server
-        pid, offset = auth.pop("pid", None), auth.pop("offset", None)
-        log, store = server._log, server._store
-        stored = None
-        after: int | None = None
-        if log is not None and store is not None and type(pid) is str:
-            stored = store.take(pid, namespace, server._clock())
-            if stored is not None:
-                after = log.position(offset if type(offset) is str else log.offset(stored.start))
-                if after is None:
-                    logger.info("session %s not recovered: events it missed are gone", stored.sid)
-                    stored = None
-        rooms = server._rooms_for(namespace)
-        if stored is not None and after is not None:
-            session = Session(server, self, namespace, stored.sid)
-            session.data = stored.data
-            session.pid = stored.pid
-            session.recovered = True
-            session._replay_from = after
-            for room in stored.rooms:
-                rooms.enter(session.id, room)
-        else:
-            session = Session(server, self, namespace, _new_id())
-            if log is not None:
-                session.pid = _new_id()
-        if log is not None:
-            # From here on, events for this session reach its buffer through its rooms;
-            # a recovery replays what came before.
-            session._start = log.mark
-        self.sessions[namespace] = session
-        server._sessions[session.id] = session
-        rooms.enter(session.id, session.id)
-        return session
-
-    async def _run_connect(self, handler: Handler, session: Session, auth: dict[str, Any]) -> None:
-        try:
-            result = await handler.func(*((session, auth) if handler.max_args != 0 else (session,)))
-        except Exception as exc:
-            self._refuse(session, exc)
-        else:
-            self._accept_or_refuse(session, result)
-
-    def _accept_or_refuse(self, session: Session, result: Any) -> None:
-        if result is False:
-            self._refuse(session, ConnectionRefused("Connection rejected by server"))
-        else:
-            self._accept(session)
-
-    def _accept(self, session: Session) -> None:
-        namespace = session.namespace
-        if namespace not in self.protocol.pending or not self.link.open:
-            self._forget(session)  # the client left while its connect handler ran
-            return
-        if self._connect_handle is not None:
-            self._connect_handle.cancel()
-            self._connect_handle = None
-        log = self.server._log
-        if session.recovered and log is not None:
-            # the missed events go first, as socket.io sends them: before the reply
-            for frame in log.replay(namespace, session._replay_from, session._start, session.rooms):
-                self.link.send(frame)
-        extra = None if session.pid is None else {"pid": session.pid}
-        self.link.send(self.protocol.accept(namespace, session.id, extra))
-        buffered, session._buffer = session._buffer, None
-        session.connected = True
-        for frame in buffered or ():
-            self.link.send(frame)
-
-    def _refuse(self, session: Session, exc: Exception) -> None:
-        if isinstance(exc, ConnectionRefused):
-            message, data = exc.message, exc.data
-        else:
-            logger.error("connect handler on %r raised", session.namespace, exc_info=exc)
-            message, data = "Internal server error", None
-        self._forget(session)
-        if session.namespace in self.protocol.pending and self.link.open:
-            self.link.send(self.protocol.refuse(session.namespace, message, data))
-        if self._connect_expired:
-            self._connect_timeout()
-
-    def _forget(self, session: Session) -> None:
-        session._buffer = None
-        if self.sessions.get(session.namespace) is session:
-            del self.sessions[session.namespace]
-        self.server._sessions.pop(session.id, None)
-        self.server._rooms_for(session.namespace).leave_all(session.id)
-
-    def disconnect_session(self, session: Session, reason: str) -> None:
-        if not session.connected:
-            return
-        if self.link.open and session.namespace in self.protocol.connected:
-            self.link.send(self.protocol.disconnect(session.namespace))
-        self._end_session(session, reason)
-
-    def _end_session(self, session: Session, reason: str) -> None:
-        was_connected = session.connected
-        session.connected = False
-        store = self.server._store
-        if (
-            was_connected
-            and store is not None
-            and session.pid is not None
-            and reason in RECOVERABLE_REASONS
-        ):
-            store.keep(
-                StoredSession(
-                    session.id,
-                    session.pid,
-                    session.namespace,
-                    session.rooms - {session.id},
-                    session.data,
-                    session._start,
-                ),
-                self.server._clock(),
-            )
-        self._forget(session)
-        self.link.fail_acks(session.namespace, reason)
-        if not was_connected:
-            return
-        handler = self.server._lifecycle_handler(session.namespace, "disconnect")
-        if handler is None:
-            return
-        args = (session, reason) if handler.max_args != 0 else (session,)
-        self.link.dispatch(
-            handler,
-            args,
-            session.namespace,
-            None,
-            f"'disconnect' on {session.namespace!r}",
-            tasks=self.server._cleanup,
-        )
 
 
 class Server(HandlerRegistry):
@@ -527,7 +127,7 @@ class Server(HandlerRegistry):
         self._log = ReplayLog(recovery) if recovery is not None else None
         self._store = SessionStore(recovery) if recovery is not None else None
         self._clock: Callable[[], float] = time.monotonic
-        self._connections: dict[_Connection, asyncio.Event] = {}
+        self._connections: dict[Connection, asyncio.Event] = {}
         self._sessions: dict[str, Session] = {}
         self._rooms: dict[str, Rooms] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -536,7 +136,7 @@ class Server(HandlerRegistry):
         self._closing = False
         self.backend: Backend = backend if backend is not None else MemoryBackend()
         #: This server's id in its cluster.
-        self.node_id = _new_id()
+        self.node_id = new_id()
         self._node = Node(self)
         self._backend_started = False
 
@@ -674,7 +274,7 @@ class Server(HandlerRegistry):
         return None
 
     async def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> None:
-        conn = _Connection(self, ws, request)
+        conn = Connection(self, ws, request)
         done = asyncio.Event()
         self._connections[conn] = done
         try:
@@ -725,8 +325,8 @@ class Server(HandlerRegistry):
             EncodeError: an argument cannot be encoded.
         """
         check_event_name(event)
-        targets = _as_rooms(to)
-        skipped = tuple(_as_rooms(skip) or ())
+        targets = as_rooms(to)
+        skipped = tuple(as_rooms(skip) or ())
         self._emit_local(event, args, namespace, targets, skipped, volatile)
         if self._node.clustered and not self._held_here(targets, namespace):
             await self._node.publish(
@@ -836,7 +436,7 @@ class Server(HandlerRegistry):
         by session id. Sessions that did not answer in time are left out.
         """
         check_event_name(event)
-        targets = _as_rooms(to)
+        targets = as_rooms(to)
         local = asyncio.ensure_future(self._call_local(event, args, namespace, targets, timeout))
         remote, _ = await self._node.request(
             lambda request: CallEnvelope(
@@ -891,11 +491,11 @@ class Server(HandlerRegistry):
     async def enter_room(self, to: str | Iterable[str], room: str, *, namespace: str = "/") -> None:
         """Put the sessions in ``to`` (a session id, a room, or a list), on every node,
         in ``room``."""
-        await self._rooms_op(namespace, "enter", _as_rooms(to), room)
+        await self._rooms_op(namespace, "enter", as_rooms(to), room)
 
     async def leave_room(self, to: str | Iterable[str], room: str, *, namespace: str = "/") -> None:
         """Take the sessions in ``to``, on every node, out of ``room``."""
-        await self._rooms_op(namespace, "leave", _as_rooms(to), room)
+        await self._rooms_op(namespace, "leave", as_rooms(to), room)
 
     async def close_room(self, room: str, *, namespace: str = "/") -> None:
         """Take every session, on every node, out of ``room``."""
@@ -904,7 +504,7 @@ class Server(HandlerRegistry):
     async def disconnect(self, to: str | Iterable[str], *, namespace: str = "/") -> None:
         """Disconnect the sessions in ``to`` (a session id, a room, or a list), on every
         node, from ``namespace`` (reason "server disconnect")."""
-        await self._rooms_op(namespace, "disconnect", _as_rooms(to), None)
+        await self._rooms_op(namespace, "disconnect", as_rooms(to), None)
 
     async def _rooms_op(
         self, namespace: str, op: RoomOp, to: list[str] | None, room: str | None

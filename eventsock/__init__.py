@@ -4,6 +4,7 @@
 from .client import Client
 from .exceptions import (
     AckTimeout,
+    ClusterUnavailable,
     ConnectionClosed,
     ConnectionFailed,
     ConnectionRefused,
@@ -21,6 +22,7 @@ from .server import Server, Session, SessionInfo
 __all__ = [
     "AckTimeout",
     "Client",
+    "ClusterUnavailable",
     "ConnectionClosed",
     "ConnectionFailed",
     "ConnectionRefused",

@@ -10,6 +10,7 @@ EventsockError
 ├── ConnectionClosed       the connection or namespace ended while an operation needed it
 │   └── NotConnected       an operation named a namespace that is not connected
 ├── SendBufferFull         emit() while reconnecting found the send buffer full
+├── ClusterUnavailable     a cluster-wide request could not reach the other server nodes
 └── AckTimeout             (also TimeoutError) no acknowledgement arrived within the timeout
 ```
 """
@@ -20,6 +21,7 @@ from typing import Any
 
 __all__ = [
     "AckTimeout",
+    "ClusterUnavailable",
     "ConnectionClosed",
     "ConnectionFailed",
     "ConnectionRefused",
@@ -91,6 +93,11 @@ class NotConnected(ConnectionClosed):
 class SendBufferFull(EventsockError):
     """Raised by ``Client.emit`` while reconnecting when the send buffer is full and
     the client was made with ``buffer_overflow="raise"``."""
+
+
+class ClusterUnavailable(EventsockError):
+    """Raised by ``Server.call`` when the session is not on this node and the backend
+    cannot reach the other nodes (Redis is down)."""
 
 
 class AckTimeout(EventsockError, TimeoutError):

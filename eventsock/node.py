@@ -20,7 +20,7 @@ from .cluster import (
     decode_envelope,
     encode_envelope,
 )
-from .exceptions import EncodeError, ProtocolError
+from .exceptions import ClusterUnavailable, EncodeError, ProtocolError
 from .handlers import Handler
 
 if TYPE_CHECKING:
@@ -84,14 +84,24 @@ class Node:
         self, make: Callable[[int], Envelope], timeout: float
     ) -> tuple[list[Any], bool]:
         """Publish a request and gather the other nodes' replies for up to ``timeout``
-        seconds; returns what arrived and whether every node answered."""
+        seconds; returns what arrived and whether every node answered.
+
+        Raises:
+            ClusterUnavailable: the backend cannot deliver the request or the replies.
+        """
         if not self.clustered:
             return [], True
+        backend = self.server.backend
         request = next(self._ids)
+        data = encode_envelope(self.server.node_id, make(request))
+        if not backend.receiving:
+            raise ClusterUnavailable("this node is not receiving from the cluster")
         gather = self._requests[request] = _Gather()
         try:
-            reached = await self.publish(make(request))
-            gather.expect(max(0, reached - 1))  # every node but this one answers
+            reached = await backend.publish(data)
+            if reached == 0:
+                raise ClusterUnavailable("the request could not be published")
+            gather.expect(reached - 1)  # every node but this one answers
             try:
                 await asyncio.wait_for(asyncio.shield(gather.done), timeout)
             except TimeoutError:

@@ -7,13 +7,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 from urllib.parse import urlsplit
 
 from .backends import Backend, MemoryBackend
 from .cluster import (
     CallEnvelope,
     EmitEnvelope,
+    Envelope,
     NodeEventEnvelope,
     QueryEnvelope,
     RoomOp,
@@ -21,7 +22,7 @@ from .cluster import (
 )
 from .codec import encode_packet, pack_map
 from .connection import Connection, Session, SessionInfo, as_rooms, new_id
-from .exceptions import AckTimeout, ConnectionClosed, EncodeError, NotConnected
+from .exceptions import AckTimeout, ClusterUnavailable, ConnectionClosed, EncodeError, NotConnected
 from .handlers import F, HandlerRegistry, make_handler
 from .node import Node
 from .packets import Event
@@ -405,6 +406,7 @@ class Server(HandlerRegistry):
             AckTimeout: no ack arrived within ``timeout`` seconds.
             ConnectionClosed: the connection ended before the ack arrived.
         """
+        check_event_name(event)
         session = self._sessions.get(to)
         if session is not None and session.namespace == namespace and session.connected:
             return await session.call(event, *args, timeout=timeout)
@@ -437,8 +439,9 @@ class Server(HandlerRegistry):
         """
         check_event_name(event)
         targets = as_rooms(to)
+        encode_packet(Event(event, args, namespace))  # an EncodeError before anything starts
         local = asyncio.ensure_future(self._call_local(event, args, namespace, targets, timeout))
-        remote, _ = await self._node.request(
+        remote, _ = await self._cluster_request(
             lambda request: CallEnvelope(
                 request,
                 namespace,
@@ -550,7 +553,7 @@ class Server(HandlerRegistry):
     ) -> list[SessionInfo]:
         """The sessions in ``room`` (all of the namespace's when omitted) on every node
         that answers within ``timeout``, with their rooms and data."""
-        remote, _ = await self._node.request(
+        remote, _ = await self._cluster_request(
             lambda request: QueryEnvelope(request, namespace, room), timeout
         )
         found = self._sessions_local(namespace, room, wire=False)
@@ -602,7 +605,13 @@ class Server(HandlerRegistry):
 
     # -- events between servers ------------------------------------------------------
 
-    def cluster_on(self, event: str, handler: F | None = None) -> Any:
+    @overload
+    def cluster_on(self, event: str, handler: F) -> F: ...
+
+    @overload
+    def cluster_on(self, event: str, handler: None = None) -> Callable[[F], F]: ...
+
+    def cluster_on(self, event: str, handler: F | None = None) -> F | Callable[[F], F]:
         """Register a handler for an event sent by another server node with
         :meth:`cluster_emit` or :meth:`cluster_call` (its return value answers a call).
 
@@ -625,10 +634,21 @@ class Server(HandlerRegistry):
     async def cluster_call(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
         """Send an event to every other server node and return the answers that arrived
         within ``timeout``."""
-        results, _ = await self._node.request(
+        results, _ = await self._cluster_request(
             lambda request: NodeEventEnvelope(request, event, args), timeout
         )
         return results
+
+    async def _cluster_request(
+        self, make: Callable[[int], Envelope], timeout: float
+    ) -> tuple[list[Any], bool]:
+        """A request whose answer may be partial: with the cluster unreachable, what
+        this node knows alone, and a warning."""
+        try:
+            return await self._node.request(make, timeout)
+        except ClusterUnavailable as exc:
+            logger.warning("cluster unreachable (%s): answering for this node only", exc)
+            return [], False
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -219,8 +219,81 @@ async def test_reconnect() -> None:
     ]
 
 
+@exercises("cluster.py")
+async def test_cluster() -> None:
+    # Redis on 127.0.0.1:6379, the example's default; it picks its own channel prefix.
+    code, out, err = await run("cluster.py")
+    assert code == 0, err
+    assert err == ""
+    assert out.splitlines() == [
+        "nodes a and b started, one cluster",
+        "broadcast from node a: ann got 'hello from node a', bob got 'hello from node a'",
+        "node a called bob on node b: 'bob says 5'",
+        "lobby, as node a sees it: ann on node a, bob on node b",
+        "node a asked the other nodes for their load: [{'node': 'b', 'sessions': 1}]",
+        "the emitter reached 2 nodes: ann got 'hello from a worker', bob got 'hello from a worker'",
+        "done",
+    ]
+
+
+@exercises("cluster.py")
+async def test_cluster_reports_an_unreachable_redis() -> None:
+    # A port that was free a moment ago; no Redis listens on it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    code, out, err = await run("cluster.py", url)
+    assert code == 1
+    assert out == ""
+    # after the backend's own warnings, logged on the "eventsock" logger
+    assert err.splitlines()[-1] == f"cannot reach Redis at {url}"
+
+
 def test_every_example_is_exercised() -> None:
     found = {path.relative_to(EXAMPLES).as_posix() for path in EXAMPLES.rglob("*.py")}
     assert found, "no examples found"
     assert found - EXERCISED == set(), "examples no test runs: add a test for them"
     assert EXERCISED - found == set(), "tests name examples that do not exist"
+
+
+@exercises("chat_app.py")
+async def test_chat_app_through_the_command_line() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        "-m",
+        "eventsock",
+        "serve",
+        "chat_app:server",
+        "--port",
+        "0",
+        cwd=EXAMPLES,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)/socket\.io/ \(pid \d+, node (\S+)\)", line)
+        assert match, line
+        url, node = match.groups()
+        alice = eventsock.Client(reconnection=False)
+        bob = eventsock.Client(reconnection=False)
+        heard: asyncio.Future[tuple[str, str]] = asyncio.get_running_loop().create_future()
+        bob.on("said", lambda sid, text: heard.set_result((sid, text)))
+        async with alice, bob:
+            await alice.connect(url, timeout=TIMEOUT)
+            await bob.connect(url, timeout=TIMEOUT)
+            assert await alice.call("join", "lobby", timeout=TIMEOUT) == node
+            assert await bob.call("join", "lobby", timeout=TIMEOUT) == node
+            await alice.emit("say", "lobby", "hi bob")
+            assert await asyncio.wait_for(heard, TIMEOUT) == (alice.sid, "hi bob")
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), TIMEOUT)
+        assert proc.returncode == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

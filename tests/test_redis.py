@@ -365,19 +365,52 @@ async def test_redis_restart(private_redis: RedisProcess, caplog: pytest.LogCapt
         backend_b = b.server.backend
         assert isinstance(backend_a, RedisBackend)
         assert isinstance(backend_b, RedisBackend)
+        bob_sid = p["bob"].client.sid
+        assert bob_sid is not None
         private_redis.stop()
         # local sessions are still served
         await a.server.emit("during", to="red")
         await p["ann"].inbox.wait(2)
         assert await p["ann"].client.call("echo", "local") == "local"
-        assert backend_a.lost >= 1  # the publication for b's sessions is lost, and counted
+        assert backend_a.lost == 1  # the publication for b's sessions is lost, and counted
+        # what needs the other nodes says so, instead of guessing
+        with pytest.raises(eventsock.ClusterUnavailable):
+            await a.server.call("question", 1, to=bob_sid, timeout=2)
+        names = [i.data["name"] for i in await a.server.fetch_sessions(timeout=1) if i.data]
+        assert names == ["ann"]  # this node's part only, with a warning
 
         private_redis.start()
         assert await backend_a.wait_subscribed(10)
         assert await backend_b.wait_subscribed(10)
+        # b published nothing during the outage: its first publication must still work
+        await b.server.emit("after-b", to="red")
+        await p["ann"].inbox.wait(3)
+        assert await b.server.call("question", 2, to=p["ann"].client.sid or "", timeout=5) == (
+            "ann answers 2"
+        )
         await a.server.emit("after", to="red")
-        await p["bob"].inbox.wait(2)
-        assert [c[0] for c in p["bob"].inbox.calls] == ["before", "after"]
-        assert [c[0] for c in p["ann"].inbox.calls] == ["before", "during", "after"]
+        await p["bob"].inbox.wait(3)
+        assert sorted(c[0] for c in p["bob"].inbox.calls) == ["after", "after-b", "before"]
+        assert sorted(c[0] for c in p["ann"].inbox.calls) == [
+            "after",
+            "after-b",
+            "before",
+            "during",
+        ]
+        assert backend_b.lost == 0
     assert "Redis connection lost" in caplog.text
-    assert "could not be published meanwhile" in caplog.text
+    assert "1 envelope(s) could not be published meanwhile" in caplog.text
+    assert "answering for this node only" in caplog.text
+
+
+async def test_cluster_call_argument_errors(no_leaks: None) -> None:
+    async with cluster(2) as (a, b), peers(("ann", a, ("red",)), ("bob", b, ("red",))) as p:
+        with pytest.raises(eventsock.EncodeError):
+            await a.server.call_room("question", object(), to="red")
+        with pytest.raises(ValueError, match="reserved"):
+            await a.server.call("connect", to=p["bob"].client.sid or "")
+        # nothing was sent to anyone
+        await p["ann"].sync(a)
+        await p["bob"].sync(b)
+        assert p["ann"].inbox.calls == []
+        assert p["bob"].inbox.calls == []

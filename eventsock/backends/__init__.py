@@ -24,6 +24,11 @@ class Backend(ABC):
     #: Whether other nodes may exist (a cluster of one skips publishing altogether).
     clustered: ClassVar[bool] = True
 
+    @property
+    def receiving(self) -> bool:
+        """Whether envelopes for this node currently reach it (replies included)."""
+        return True
+
     @abstractmethod
     async def start(self, node: str, receive: Receiver) -> None:
         """Start delivering envelopes for this node to ``receive``: those published to

@@ -81,6 +81,11 @@ class RedisBackend(Backend):
         """Whether this node currently receives from the cluster."""
         return self._subscribed.is_set()
 
+    @property
+    def receiving(self) -> bool:
+        """Whether replies to this node's requests can reach it (it is subscribed)."""
+        return self.subscribed
+
     async def wait_subscribed(self, timeout: float) -> bool:
         """Wait until subscribed; returns whether it is."""
         try:
@@ -154,12 +159,21 @@ class RedisBackend(Backend):
         if self._redis is None:
             self.lost += 1
             return 0
-        try:
-            return int(await self._redis.publish(channel, data))
-        except _ERRORS as exc:
-            self.lost += 1
-            self._outage_started(exc)
-            return 0
+        # Two tries: after Redis restarts, the pool's idle connection is stale and the
+        # first command on it fails although Redis is back.
+        for attempt in (1, 2):
+            try:
+                reached = int(await self._redis.publish(channel, data))
+            except _ERRORS as exc:
+                if attempt == 2:
+                    self._outage_started(exc)
+                    self.lost += 1
+                    return 0
+            else:
+                if self.subscribed:
+                    self._outage_over()
+                return reached
+        raise AssertionError("unreachable")
 
     async def publish(self, data: bytes) -> int:
         """Publish to every node; 0 (and counted as lost) when Redis is unreachable."""

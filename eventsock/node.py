@@ -73,12 +73,14 @@ class Node:
 
     # -- out -------------------------------------------------------------------------
 
-    async def publish(self, envelope: Envelope) -> int:
-        """Send an envelope to every other node; returns how many nodes it reached
-        (this one included)."""
-        if not self.clustered:
-            return 1
-        return await self.server.backend.publish(encode_envelope(self.server.node_id, envelope))
+    def post(self, envelope: Envelope) -> None:
+        """Send an envelope to every other node, without waiting (in order).
+
+        Raises:
+            EncodeError: an argument cannot be encoded.
+        """
+        if self.clustered:
+            self.server.backend.post(encode_envelope(self.server.node_id, envelope))
 
     async def request(
         self, make: Callable[[int], Envelope], timeout: float

@@ -330,7 +330,7 @@ class Server(HandlerRegistry):
         skipped = tuple(as_rooms(skip) or ())
         self._emit_local(event, args, namespace, targets, skipped, volatile)
         if self._node.clustered and not self._held_here(targets, namespace):
-            await self._node.publish(
+            self._node.post(
                 EmitEnvelope(
                     namespace,
                     event,
@@ -514,9 +514,7 @@ class Server(HandlerRegistry):
     ) -> None:
         self._rooms_local(namespace, op, to, room)
         if self._node.clustered and not (op != "close" and self._held_here(to, namespace)):
-            await self._node.publish(
-                RoomsEnvelope(namespace, op, None if to is None else tuple(to), room)
-            )
+            self._node.post(RoomsEnvelope(namespace, op, None if to is None else tuple(to), room))
 
     def _rooms_local(
         self, namespace: str, op: RoomOp, to: Iterable[str] | None, room: str | None
@@ -629,7 +627,7 @@ class Server(HandlerRegistry):
 
     async def cluster_emit(self, event: str, *args: Any) -> None:
         """Send an event to every other server node."""
-        await self._node.publish(NodeEventEnvelope(None, event, args))
+        self._node.post(NodeEventEnvelope(None, event, args))
 
     async def cluster_call(self, event: str, *args: Any, timeout: float = 5.0) -> list[Any]:
         """Send an event to every other server node and return the answers that arrived

@@ -372,6 +372,7 @@ async def test_redis_restart(private_redis: RedisProcess, caplog: pytest.LogCapt
         await a.server.emit("during", to="red")
         await p["ann"].inbox.wait(2)
         assert await p["ann"].client.call("echo", "local") == "local"
+        await backend_a.flush()
         assert backend_a.lost == 1  # the publication for b's sessions is lost, and counted
         # what needs the other nodes says so, instead of guessing
         with pytest.raises(eventsock.ClusterUnavailable):

@@ -8,6 +8,7 @@ or rooms, and never imports the server: the server hands it a callback. The defa
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
@@ -16,6 +17,9 @@ __all__ = ["Backend", "MemoryBackend"]
 
 #: What a backend calls with each envelope it receives from another node.
 Receiver = Callable[[bytes], None]
+
+# Keeps the tasks of the default post() alive until they finish.
+_POSTING: set[asyncio.Task[int]] = set()
 
 
 class Backend(ABC):
@@ -43,6 +47,14 @@ class Backend(ABC):
             and counts what it loses).
         """
 
+    def post(self, data: bytes) -> None:
+        """Publish to every node without waiting for the result, in order with the
+        other publications. The default schedules :meth:`publish`; backends that can
+        keep the order should override it."""
+        task = asyncio.get_running_loop().create_task(self.publish(data))
+        _POSTING.add(task)
+        task.add_done_callback(_POSTING.discard)
+
     @abstractmethod
     async def send(self, node: str, data: bytes) -> None:
         """Send an envelope to one node (a reply)."""
@@ -63,6 +75,9 @@ class MemoryBackend(Backend):
     async def publish(self, data: bytes) -> int:
         """Nobody else to reach: only this node."""
         return 1
+
+    def post(self, data: bytes) -> None:
+        """Nobody else to reach."""
 
     async def send(self, node: str, data: bytes) -> None:
         """Nobody else to reach."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,6 +28,11 @@ __all__ = ["RedisBackend", "RedisEmitter"]
 logger = logging.getLogger("eventsock")
 
 _ERRORS = (RedisError, OSError)
+
+# Envelopes sent in one pipelined round trip at most.
+BATCH = 256
+# Envelopes waiting to be published at most; past that the oldest are dropped (counted).
+MAX_OUTBOX = 100_000
 
 
 def _channels(prefix: str) -> str:
@@ -68,6 +74,8 @@ class RedisBackend(Backend):
         self.lost = 0
         self._outage_since: float | None = None
         self._lost_at_outage = 0
+        self._outbox: deque[tuple[str, bytes, asyncio.Future[int] | None]] = deque()
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def all_channel(self) -> str:
@@ -155,36 +163,87 @@ class RedisBackend(Backend):
                 lost,
             )
 
-    async def _publish(self, channel: str, data: bytes) -> int:
-        if self._redis is None:
+    # -- publishing: one ordered outbox, flushed in pipelined batches ---------------
+
+    def _enqueue(self, channel: str, data: bytes, future: asyncio.Future[int] | None) -> None:
+        outbox = self._outbox
+        if len(outbox) >= MAX_OUTBOX:
+            _, _, dropped = outbox.popleft()
             self.lost += 1
-            return 0
+            if dropped is not None and not dropped.done():
+                dropped.set_result(0)
+            if self._outage_since is None:
+                logger.warning("Redis outbox full (%d): the oldest envelope dropped", MAX_OUTBOX)
+        outbox.append((channel, data, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        """Send what the outbox holds, in order, many envelopes per round trip."""
+        outbox = self._outbox
+        while outbox:
+            batch = [outbox.popleft() for _ in range(min(len(outbox), BATCH))]
+            counts = await self._publish_batch([(channel, data) for channel, data, _ in batch])
+            for (_, _, future), count in zip(batch, counts, strict=True):
+                if future is not None and not future.done():
+                    future.set_result(count)
+
+    async def _publish_batch(self, items: list[tuple[str, bytes]]) -> list[int]:
+        client = self._redis
+        if client is None:
+            self.lost += len(items)
+            return [0] * len(items)
         # Two tries: after Redis restarts, the pool's idle connection is stale and the
         # first command on it fails although Redis is back.
         for attempt in (1, 2):
             try:
-                reached = int(await self._redis.publish(channel, data))
+                pipe = client.pipeline(transaction=False)
+                for channel, data in items:
+                    pipe.publish(channel, data)
+                counts = [int(count) for count in await pipe.execute()]
             except _ERRORS as exc:
                 if attempt == 2:
                     self._outage_started(exc)
-                    self.lost += 1
-                    return 0
+                    self.lost += len(items)
+                    return [0] * len(items)
             else:
                 if self.subscribed:
                     self._outage_over()
-                return reached
+                return counts
         raise AssertionError("unreachable")
 
+    def post(self, data: bytes) -> None:
+        """Publish to every node without waiting (in order with everything else)."""
+        self._enqueue(self.all_channel, data, None)
+
     async def publish(self, data: bytes) -> int:
-        """Publish to every node; 0 (and counted as lost) when Redis is unreachable."""
-        return await self._publish(self.all_channel, data)
+        """Publish to every node; returns how many received it (0, counted as lost,
+        when Redis is unreachable)."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._enqueue(self.all_channel, data, future)
+        return await future
 
     async def send(self, node: str, data: bytes) -> None:
-        """Publish to one node's own channel."""
-        await self._publish(self.node_channel(node), data)
+        """Publish to one node's own channel (without waiting)."""
+        self._enqueue(self.node_channel(node), data, None)
+
+    async def flush(self) -> None:
+        """Wait until every envelope handed over so far has been sent (or lost)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
 
     async def stop(self) -> None:
-        """Unsubscribe and close the connections."""
+        """Send what is queued (for up to ``connect_timeout``), unsubscribe and close."""
+        try:
+            await asyncio.wait_for(self.flush(), self.connect_timeout)
+        except TimeoutError:
+            logger.warning("Redis backend stopped with %d envelope(s) unsent", len(self._outbox))
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None and not flusher.done():
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+        self.lost += len(self._outbox)
+        self._outbox.clear()
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()

@@ -39,7 +39,7 @@ logger = logging.getLogger("eventsock")
 # Seconds a closing handshake may take before the TCP connection is dropped.
 CLOSE_TIMEOUT = 5.0
 # The same, when the peer is known to be unresponsive (no pong, no ping).
-ABORT_TIMEOUT = 0.05
+ABORT_TIMEOUT = 0.01
 
 
 def check_event_name(event: str) -> None:

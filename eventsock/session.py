@@ -92,6 +92,7 @@ class Link:
         self._close_code = CLOSE_NORMAL
         self._close_message = ""
         self._abort = False
+        self._sending = False  # a frame is being written (by the writer or send_now)
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
@@ -115,17 +116,48 @@ class Link:
         if self._closing:
             raise ConnectionClosed(self.close_reason or "connection closed")
         self._queue.append(frame)
-        self._wake.set()
+        if not self._sending:
+            self._wake.set()
+
+    async def send_now(self, frame: str | bytes) -> None:
+        """Send one frame from the calling task when nothing else is being sent or
+        waits to be (the common case), saving the hop through the writer task;
+        otherwise queue it behind the others. Order is the same either way.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if self._closing:
+            raise ConnectionClosed(self.close_reason or "connection closed")
+        if self._sending or self._queue:
+            self.send(frame)
+            return
+        self._sending = True
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed as exc:
+            self.close("transport error", message=exc.reason)
+        finally:
+            self._sending = False
+            if self._queue or self._closing:
+                self._wake.set()
 
     async def _write_loop(self) -> None:
         queue = self._queue
         try:
             while True:
-                while queue:
-                    await self.ws.send(queue.popleft())
-                if self._closing:
+                if queue and not self._sending:
+                    self._sending = True
+                    try:
+                        while queue:
+                            await self.ws.send(queue.popleft())
+                    finally:
+                        self._sending = False
+                if self._closing and not queue:
                     break
                 self._wake.clear()
+                if queue and not self._sending:
+                    continue
                 await self._wake.wait()
         except ConnectionClosed as exc:
             self.close("transport error", message=exc.reason)
@@ -202,16 +234,14 @@ class Link:
         frame = encode_packet(Event(event, args, namespace, ack_id))
         future: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
         key = (namespace, ack_id)
-        self.send(frame)
-        self._acks[key] = future
+        self._acks[key] = future  # before sending: the ack may come back at once
+        # one timer per call, resolving the same future an ACK resolves
+        timer = self._loop.call_later(timeout, _expire, future, event, namespace, timeout)
         try:
-            async with asyncio.timeout(timeout):
-                return ack_result(await future)
-        except TimeoutError:
-            if future.done() and not future.cancelled():
-                raise
-            raise AckTimeout(f"no ack for {event!r} on {namespace!r} within {timeout} s") from None
+            await self.send_now(frame)
+            return ack_result(await future)
         finally:
+            timer.cancel()
             self._acks.pop(key, None)
 
     def resolve_ack(self, packet: Ack) -> None:
@@ -313,19 +343,25 @@ class Link:
         self._unstarted -= 1
         result = await _call_async(handler, args, label)
         if ack_id is not None and result is not _FAILED:
-            self.send_ack(namespace, ack_id, result)
+            frame = self._ack_frame(namespace, ack_id, result)
+            if frame is not None:
+                await self.send_now(frame)
+
+    def _ack_frame(self, namespace: str, ack_id: int, result: Any) -> bytes | None:
+        if not self.open or namespace not in self.protocol.connected:
+            logger.debug("ack %d on %r dropped: the namespace is gone", ack_id, namespace)
+            return None
+        try:
+            return encode_packet(Ack(ack_id, ack_args(result), namespace))
+        except TypeError:
+            logger.exception("cannot encode the ack of a handler on %r", namespace)
+            return None
 
     def send_ack(self, namespace: str, ack_id: int, result: Any) -> None:
         """Answer a call; dropped with a debug line if the connection is gone."""
-        if not self.open or namespace not in self.protocol.connected:
-            logger.debug("ack %d on %r dropped: the namespace is gone", ack_id, namespace)
-            return
-        try:
-            frame = encode_packet(Ack(ack_id, ack_args(result), namespace))
-        except TypeError:
-            logger.exception("cannot encode the ack of a handler on %r", namespace)
-            return
-        self.send(frame)
+        frame = self._ack_frame(namespace, ack_id, result)
+        if frame is not None:
+            self.send(frame)
 
     def spawn(
         self,
@@ -340,6 +376,15 @@ class Link:
         group.add(task)
         task.add_done_callback(group.discard)
         return task
+
+
+def _expire(
+    future: asyncio.Future[tuple[Any, ...]], event: str, namespace: str, timeout: float
+) -> None:
+    if not future.done():
+        future.set_exception(
+            AckTimeout(f"no ack for {event!r} on {namespace!r} within {timeout} s")
+        )
 
 
 # What _call and _call_async return for a handler that raised (and was logged).

@@ -434,7 +434,7 @@ class Client(HandlerRegistry):
                 run_detached(
                     handler,
                     args[: handler.max_args] if handler.max_args is not None else args,
-                    f"{event!r} on {namespace!r}",
+                    event,
                     self._cleanup,
                 )
 
@@ -482,7 +482,7 @@ class Client(HandlerRegistry):
                 future.set_result(self._sids[namespace])
             handler = self._lifecycle_handler(namespace, "connect")
             if handler is not None:
-                link.dispatch(handler, (), namespace, None, f"'connect' on {namespace!r}")
+                link.dispatch(handler, (), namespace, None, "connect")
         if joined:
             self._notify()
 
@@ -521,7 +521,7 @@ class Client(HandlerRegistry):
             args,
             namespace,
             None,
-            f"'disconnect' on {namespace!r}",
+            "disconnect",
             tasks=self._cleanup,
         )
 

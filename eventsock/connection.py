@@ -420,6 +420,6 @@ class Connection:
             args,
             session.namespace,
             None,
-            f"'disconnect' on {session.namespace!r}",
+            "disconnect",
             tasks=self.server._cleanup,
         )

@@ -269,14 +269,13 @@ class Link:
         arguments (the session, on the server) before the event's own; an event whose
         arguments do not fit the handler's signature is logged and dropped."""
         handler, catch_all = registry.lookup(packet.namespace, packet.name)
-        label = f"{packet.name!r} on {packet.namespace!r}"
         if handler is None:
-            logger.debug("no handler for event %s", label)
+            logger.debug("no handler for event %r on %r", packet.name, packet.namespace)
             return
         if not handler.accepts(len(packet.args) + catch_all):
             logger.error(
                 "event %s dropped: it has %d argument(s), its handler takes %s",
-                label,
+                f"{packet.name!r} on {packet.namespace!r}",
                 len(packet.args),
                 handler.describe(),
             )
@@ -285,7 +284,7 @@ class Link:
             args = (*leading, packet.name, *packet.args)
         else:
             args = (*leading, *packet.args) if leading else packet.args
-        self.dispatch(handler, args, packet.namespace, packet.id, label)
+        self.dispatch(handler, args, packet.namespace, packet.id, packet.name)
 
     def dispatch(
         self,
@@ -395,7 +394,7 @@ def _call(handler: Handler, args: tuple[Any, ...], label: str) -> Any:
     try:
         return handler.func(*args)
     except Exception:
-        logger.exception("handler for %s raised", label)
+        logger.exception("handler for %r raised", label)
         return _FAILED
 
 
@@ -403,7 +402,7 @@ async def _call_async(handler: Handler, args: tuple[Any, ...], label: str) -> An
     try:
         return await handler.func(*args)
     except Exception:
-        logger.exception("handler for %s raised", label)
+        logger.exception("handler for %r raised", label)
         return _FAILED
 
 

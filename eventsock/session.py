@@ -87,7 +87,11 @@ class Link:
         self.close_reason: str | None = None
         self._loop = asyncio.get_running_loop()
         self._queue: deque[str | bytes] = deque()
-        self._wake = asyncio.Event()
+        # The writer task exists only while there is something to write: an idle
+        # connection holds no task and no event, which keeps it small.
+        self._writer: asyncio.Task[None] | None = None
+        self._closed: asyncio.Future[None] | None = None  # done once the socket is closed
+        self._ws_closed = False
         self._closing = False
         self._close_code = CLOSE_NORMAL
         self._close_message = ""
@@ -98,7 +102,6 @@ class Link:
         self._tasks = tasks
         # async handler tasks created but not yet started (see dispatch)
         self._unstarted = 0
-        self._writer = self._loop.create_task(self._write_loop())
 
     # -- writing ---------------------------------------------------------------------
 
@@ -117,7 +120,7 @@ class Link:
             raise ConnectionClosed(self.close_reason or "connection closed")
         self._queue.append(frame)
         if not self._sending:
-            self._wake.set()
+            self._start_writer()
 
     async def send_now(self, frame: str | bytes) -> None:
         """Send one frame from the calling task when nothing else is being sent or
@@ -140,34 +143,45 @@ class Link:
         finally:
             self._sending = False
             if self._queue or self._closing:
-                self._wake.set()
+                self._start_writer()
 
-    async def _write_loop(self) -> None:
+    def _start_writer(self) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = self._loop.create_task(self._write())
+
+    async def _write(self) -> None:
+        """Send what is queued, in order; close the socket if the connection closes."""
         queue = self._queue
         try:
-            while True:
-                if queue and not self._sending:
-                    self._sending = True
-                    try:
-                        while queue:
-                            await self.ws.send(queue.popleft())
-                    finally:
-                        self._sending = False
-                if self._closing and not queue:
-                    break
-                self._wake.clear()
-                if queue and not self._sending:
-                    continue
-                await self._wake.wait()
+            if queue and not self._sending:
+                self._sending = True
+                try:
+                    while queue:
+                        await self.ws.send(queue.popleft())
+                finally:
+                    self._sending = False
         except ConnectionClosed as exc:
             self.close("transport error", message=exc.reason)
         finally:
-            queue.clear()
+            # A frame still being written by send_now closes the socket after it,
+            # from its own finally; an abort does not wait for it.
+            if self._closing and (not self._sending or self._abort):
+                queue.clear()
+                await self._close_ws()
+
+    async def _close_ws(self) -> None:
+        if self._ws_closed:
+            return
+        self._ws_closed = True
+        try:
             await self.ws.close(
                 self._close_code,
                 self._close_message,
                 timeout=ABORT_TIMEOUT if self._abort else CLOSE_TIMEOUT,
             )
+        finally:
+            if self._closed is not None and not self._closed.done():
+                self._closed.set_result(None)
 
     def close(
         self, reason: str, *, code: int = CLOSE_NORMAL, message: str = "", abort: bool = False
@@ -179,16 +193,26 @@ class Link:
         """
         if self.close_reason is None:
             self.close_reason = reason
+        if not self._closing:
+            self._closing = True
+            self._close_code = code
+            self._close_message = message
+            self._closed = self._loop.create_future()
         if abort and not self._abort:
             self._abort = True
             self._queue.clear()
-            self._writer.cancel()  # it may be stuck sending to a peer that reads nothing
-        if self._closing:
+            stuck = self._writer
+            if stuck is not None and not stuck.done():
+                stuck.cancel()  # it may be stuck sending to a peer that reads nothing
+            self._writer = self._loop.create_task(self._close_after(stuck))
             return
-        self._closing = True
-        self._close_code = code
-        self._close_message = message
-        self._wake.set()
+        if not self._sending or self._abort:
+            self._start_writer()
+
+    async def _close_after(self, writer: asyncio.Task[None] | None) -> None:
+        if writer is not None:
+            await asyncio.wait([writer])
+        await self._close_ws()
 
     async def run(self, on_frame: Callable[[str | bytes], None]) -> str:
         """Read frames until the WebSocket ends; returns the disconnect reason.
@@ -217,7 +241,8 @@ class Link:
                     self.close("transport error", code=CLOSE_PROTOCOL_ERROR, message=exc.reason)
         finally:
             self.close("transport close")
-            await asyncio.wait([self._writer])  # it may have been cancelled (abort)
+            assert self._closed is not None
+            await asyncio.shield(self._closed)
             self.fail_acks(None, self.close_reason or "connection closed")
         return self.close_reason or "transport close"
 

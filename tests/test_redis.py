@@ -4,10 +4,11 @@ fault tests, a second redis-server the test starts on its own port)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import select
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -301,6 +302,7 @@ class RedisProcess:
     def __init__(self) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.drain: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -322,25 +324,40 @@ class RedisProcess:
                 "--appendonly",
                 "no",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        # redis-server says when it accepts connections: wait for that line, bounded
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), 0.2),
-            ):
-                return
-            if self.proc.poll() is not None:
-                pytest.fail(f"redis-server exited with {self.proc.returncode}")
-            time.sleep(0.02)  # waiting for an external process to listen, bounded
-        pytest.fail("redis-server did not start listening within 10 s")
+        seen = b""
+        while b"Ready to accept connections" not in seen:
+            remaining = deadline - time.monotonic()
+            readable, _, _ = select.select([stdout], [], [], max(0.0, remaining))
+            if not readable:
+                pytest.fail(f"redis-server not ready within 10 s: {seen[-500:]!r}")
+            line = stdout.readline()
+            if not line:
+                pytest.fail(f"redis-server exited ({self.proc.wait()}): {seen[-500:]!r}")
+            seen += line
+        # keep reading its log so that the pipe never fills up
+        self.drain = threading.Thread(target=stdout.read, daemon=True)
+        self.drain.start()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+        if self.drain is not None:
+            self.drain.join(10)  # the pipe ends with the process
+            self.drain = None
+        if proc.stdout is not None:
+            proc.stdout.close()
+        self.proc = None
 
 
 @pytest.fixture

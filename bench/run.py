@@ -237,6 +237,10 @@ def child_main(args: argparse.Namespace) -> int:
     with contextlib.suppress(ValueError, OSError):
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if os.environ.get(UVLOOP_ENV):
+        import uvloop
+
+        uvloop.install()  # every system's processes run on uvloop alike
     out_fd = os.dup(1)
     os.dup2(2, 1)
     control = Control(out_fd)
@@ -1686,6 +1690,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         f" ${PROFILE_ENV}); profiled numbers are slower and not for comparison",
     )
     parser.add_argument("--top", type=int, default=25, help="functions per profile table")
+    parser.add_argument(
+        "--uvloop",
+        action="store_true",
+        help="run every server and client process on uvloop (pip install uvloop)",
+    )
     parser.add_argument("--role", choices=("server", "client"), help=argparse.SUPPRESS)
     parser.add_argument("--system", choices=SYSTEMS, help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, help=argparse.SUPPRESS)
@@ -1702,10 +1711,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+UVLOOP_ENV = "EVENTSOCK_BENCH_UVLOOP"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.role is not None:
         return child_main(args)
+    if args.uvloop:
+        os.environ[UVLOOP_ENV] = "1"  # the children read it
     profile_dir = None
     if args.profile:
         profile_dir = Path(args.profile).resolve()
@@ -1735,6 +1749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         kill_leftover_children()
     result["wall_s"] = round(time.monotonic() - started, 2)
+    result["uvloop"] = bool(args.uvloop)
     report = report_profiles(cfg)
     if report is not None:
         result["profile_report"] = str(report)

@@ -5,15 +5,13 @@ protocol object: one reader (the task that calls :meth:`Link.run`), one writer t
 fed by a queue that never blocks the caller, the futures of calls awaiting their acks,
 and the tasks of async handlers.
 
-Ordering: handlers start in the order their events arrived on the connection. An
-``async`` handler runs as a task; a plain (sync) handler runs inline, unless a task
-started for an earlier event has not begun yet, in which case it is queued behind that
-task's first step. Handlers that await may finish out of order. A handler never blocks
-the reader, so it may ``call()`` back the same peer.
-
-(Python 3.11 has no eager tasks; starting a coroutine's first step outside a task
-breaks ``asyncio.current_task()`` and with it ``asyncio.timeout``, so handlers start
-as ordinary tasks.)
+Ordering: handlers start in the order their events arrived on the connection. A plain
+(sync) handler runs inline. On Python 3.12+, an ``async`` handler is an eager task: it
+runs at once, up to its first suspension, before the next frame is read. On Python
+3.11, which has no eager tasks, it runs as an ordinary task, and a sync handler for a
+later event waits behind the first steps of such tasks started before it. Handlers that
+await may finish out of order. A handler never blocks the reader, so it may ``call()``
+back the same peer.
 """
 
 from __future__ import annotations
@@ -327,8 +325,18 @@ class Link:
         default).
         """
         if handler.is_async:
+            coro = self._run_async(handler, args, namespace, ack_id, label)
+            if _eager_task_factory is not None:
+                # Python 3.12+: the handler runs now, up to its first suspension, as a
+                # real task; one that never suspends costs no loop turn at all.
+                task = _eager_task_factory(self._loop, coro)
+                if not task.done():
+                    group = self._tasks if tasks is None else tasks
+                    group.add(task)
+                    task.add_done_callback(group.discard)
+                return
             self._unstarted += 1
-            self.spawn(self._run_async(handler, args, namespace, ack_id, label), tasks=tasks)
+            self.spawn(coro, tasks=tasks)
         elif self._unstarted:
             # keep start order: run after the first steps of the tasks queued before
             self._loop.call_soon(
@@ -364,7 +372,8 @@ class Link:
         ack_id: int | None,
         label: str,
     ) -> None:
-        self._unstarted -= 1
+        if _eager_task_factory is None:
+            self._unstarted -= 1
         result = await _call_async(handler, args, label)
         if ack_id is not None and result is not _FAILED:
             frame = self._ack_frame(namespace, ack_id, result)
@@ -409,6 +418,12 @@ def _expire(
         future.set_exception(
             AckTimeout(f"no ack for {event!r} on {namespace!r} within {timeout} s")
         )
+
+
+# asyncio.eager_task_factory (Python 3.12+) starts a task's first step at once.
+_eager_task_factory: Callable[..., asyncio.Task[None]] | None = getattr(
+    asyncio, "eager_task_factory", None
+)
 
 
 # What _call and _call_async return for a handler that raised (and was logged).

@@ -13,11 +13,12 @@ The disconnect reasons python-socketio 5.18 reports are pinned here, on both sid
   (``sio.reason.CLIENT_DISCONNECT``); ``sio.disconnect(sid)``: ``"server disconnect"``
   (``sio.reason.SERVER_DISCONNECT``).
 
-python-socketio's client ``disconnect()`` puts nothing on the wire over WebSocket (no
-DISCONNECT, no Engine.IO close): it closes the WebSocket before its write loop flushes
-them. Servers therefore report ``"transport close"`` for it (eventsock and python-socketio
-alike); eventsock's ``"client disconnect"`` for python-socketio's actual DISCONNECT packet
-is checked separately.
+python-socketio's client ``disconnect()`` queues DISCONNECT and the Engine.IO close,
+then closes the WebSocket, racing its own write loop: on Python 3.11 the frames usually
+never leave and servers report ``"transport close"``; on 3.12 they often do and servers
+report ``"client disconnect"``. The tests accept either; eventsock's
+``"client disconnect"`` for python-socketio's actual DISCONNECT packet is checked
+separately.
 """
 
 from __future__ import annotations
@@ -214,10 +215,9 @@ async def test_pysio_client_disconnect(
     assert client.sio.reason.CLIENT_DISCONNECT == "client disconnect"
     assert not client.sio.connected
     # Over WebSocket, python-socketio 5.18.1 (python-engineio 4.15.1) queues DISCONNECT and
-    # the Engine.IO close packet but closes the WebSocket (code 1000) before its write
-    # loop sends them, so the server only sees the transport close (python-socketio's own
-    # server reports "transport close" for it too).
-    assert await get(ref.disconnects) == "transport close"
+    # the Engine.IO close packet and closes the WebSocket, racing its own write loop: the
+    # server sees the DISCONNECT or only the transport close (see the module docstring).
+    assert await get(ref.disconnects) in ("transport close", "client disconnect")
 
 
 async def test_pysio_client_namespace_disconnect_packet(
@@ -271,9 +271,9 @@ async def test_pysio_client_idle_heartbeat(
             assert await client.sio.call("echo", "still here", timeout=WAIT) == "still here"
         finally:
             await client.close()
-        # python-socketio's disconnect() only closes the WebSocket: see
+        # python-socketio's disconnect() races its own writer: see
         # test_pysio_client_disconnect.
-        assert await get(server.disconnects) == "transport close"
+        assert await get(server.disconnects) in ("transport close", "client disconnect")
 
 
 async def test_pysio_client_big_binary_echo(

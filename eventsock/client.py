@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .backoff import Backoff
-from .codec import PONG_FRAME, encode_packet
+from .codec import PONG_FRAME, encode_event
 from .exceptions import (
     AckTimeout,
     ConnectionClosed,
@@ -564,7 +564,7 @@ class Client(HandlerRegistry):
         """
         check_event_name(event)
         link = self._live(namespace)
-        frame = encode_packet(Event(event, args, namespace))
+        frame = encode_event(event, args, namespace)
         if link is not None:
             link.send(frame)
             return

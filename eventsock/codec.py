@@ -50,6 +50,8 @@ __all__ = [
     "decode_open",
     "decode_packet",
     "decode_text_frame",
+    "encode_ack",
+    "encode_event",
     "encode_open",
     "encode_packet",
 ]
@@ -191,6 +193,37 @@ def encode_packet(packet: Packet) -> bytes:
         return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode packet arguments as msgpack: {exc}") from exc
+
+
+def encode_event(
+    name: str, args: tuple[Any, ...], namespace: str, ack_id: int | None = None
+) -> bytes:
+    """``encode_packet(Event(name, args, namespace, ack_id))`` without building the
+    packet: the hot path, for callers whose name, namespace and id are already valid.
+
+    Raises:
+        EncodeError: an argument is not a msgpack-encodable value.
+    """
+    obj: dict[str, Any] = {"type": 2, "data": [name, *args], "nsp": namespace}
+    if ack_id is not None:
+        obj["id"] = ack_id
+    try:
+        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode packet arguments as msgpack: {exc}") from exc
+
+
+def encode_ack(ack_id: int, args: tuple[Any, ...], namespace: str) -> bytes:
+    """``encode_packet(Ack(ack_id, args, namespace))`` without building the packet.
+
+    Raises:
+        EncodeError: an argument is not a msgpack-encodable value.
+    """
+    obj = {"type": 3, "data": list(args), "nsp": namespace, "id": ack_id}
+    try:
+        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise EncodeError(f"cannot encode ack arguments as msgpack: {exc}") from exc
 
 
 def encode_open(packet: Open) -> str:

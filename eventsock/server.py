@@ -20,12 +20,11 @@ from .cluster import (
     RoomOp,
     RoomsEnvelope,
 )
-from .codec import encode_packet, pack_map
+from .codec import encode_event, pack_map
 from .connection import Connection, Session, SessionInfo, as_rooms, new_id
 from .exceptions import AckTimeout, ClusterUnavailable, ConnectionClosed, EncodeError, NotConnected
 from .handlers import F, HandlerRegistry, make_handler
 from .node import Node
-from .packets import Event
 from .recovery import Recovery, ReplayLog, SessionStore
 from .rooms import Rooms
 from .session import ack_args, ack_result, check_event_name, settle
@@ -379,13 +378,13 @@ class Server(HandlerRegistry):
         """Encode an EVENT without ack; with recovery, add its offset and log it."""
         log = self._log
         if log is None:
-            return encode_packet(Event(event, args, namespace))
+            return encode_event(event, args, namespace)
         if volatile:
             # Not logged, but it carries the latest offset, so that every event of a
             # recovering server ends with an offset and clients can always strip it.
-            return encode_packet(Event(event, (*args, log.offset(log.mark)), namespace))
+            return encode_event(event, (*args, log.offset(log.mark)), namespace)
         seq, offset = log.next_offset()
-        frame = encode_packet(Event(event, (*args, offset), namespace))
+        frame = encode_event(event, (*args, offset), namespace)
         log.append(
             seq,
             namespace,
@@ -439,7 +438,7 @@ class Server(HandlerRegistry):
         """
         check_event_name(event)
         targets = as_rooms(to)
-        encode_packet(Event(event, args, namespace))  # an EncodeError before anything starts
+        encode_event(event, args, namespace)  # an EncodeError before anything starts
         local = asyncio.ensure_future(self._call_local(event, args, namespace, targets, timeout))
         remote, _ = await self._cluster_request(
             lambda request: CallEnvelope(

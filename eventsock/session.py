@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
-from .codec import encode_packet
+from .codec import encode_ack, encode_event
 from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
 from .handlers import Handler, HandlerRegistry
 from .packets import RESERVED_EVENTS, Ack, Event
@@ -254,7 +254,7 @@ class Link:
             ConnectionClosed: the connection or namespace ended first.
         """
         ack_id = self.protocol.next_ack_id(namespace)
-        frame = encode_packet(Event(event, args, namespace, ack_id))
+        frame = encode_event(event, args, namespace, ack_id)
         future: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
         key = (namespace, ack_id)
         self._acks[key] = future  # before sending: the ack may come back at once
@@ -385,7 +385,7 @@ class Link:
             logger.debug("ack %d on %r dropped: the namespace is gone", ack_id, namespace)
             return None
         try:
-            return encode_packet(Ack(ack_id, ack_args(result), namespace))
+            return encode_ack(ack_id, ack_args(result), namespace)
         except TypeError:
             logger.exception("cannot encode the ack of a handler on %r", namespace)
             return None

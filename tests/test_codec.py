@@ -232,3 +232,17 @@ def test_text_frames() -> None:
     assert decode_text_frame("6") == Noop()
     # forceBase64 clients send binary messages as `b<base64>`.
     assert decode_text_frame("bAAE=") == EngineMessage(b"\x00\x01")
+
+
+def test_fast_encoders_write_the_same_bytes() -> None:
+    from eventsock.codec import encode_ack, encode_event
+
+    for packet, wire in GOLDEN:
+        if isinstance(packet, Event):
+            assert encode_event(packet.name, packet.args, packet.namespace, packet.id) == wire
+        elif isinstance(packet, Ack):
+            assert encode_ack(packet.id, packet.args, packet.namespace) == wire
+    with pytest.raises(EncodeError):
+        encode_event("x", (object(),), "/")
+    with pytest.raises(EncodeError):
+        encode_ack(0, (object(),), "/")

@@ -79,7 +79,8 @@ class ServerProtocol(_Base):
         super().__init__(max_payload)
         self.pending: set[str] = set()
         # Namespaces the server left: late packets for them are dropped, not errors.
-        self._left: set[str] = set()
+        # Made on first use: most connections never need it.
+        self._left: set[str] | None = None
 
     def receive(self, frame: str | bytes) -> Packet | Pong | Close | None:
         """Take one frame from the client.
@@ -119,9 +120,10 @@ class ServerProtocol(_Base):
             if namespace in self.pending:
                 raise ProtocolError(f"second CONNECT for namespace {namespace!r}")
             self.pending.add(namespace)
-            self._left.discard(namespace)
+            if self._left is not None:
+                self._left.discard(namespace)
             return packet
-        if namespace in self._left:
+        if self._left is not None and namespace in self._left:
             return None
         if type(packet) is Disconnect and namespace in self.pending:
             self.pending.discard(namespace)
@@ -147,6 +149,8 @@ class ServerProtocol(_Base):
     def disconnect(self, namespace: str) -> bytes:
         """Leave a connected namespace; returns the DISCONNECT to send."""
         self.connected.discard(namespace)
+        if self._left is None:
+            self._left = set()
         self._left.add(namespace)
         return encode_packet(Disconnect(namespace))
 

@@ -127,7 +127,7 @@ class Server(HandlerRegistry):
         self._log = ReplayLog(recovery) if recovery is not None else None
         self._store = SessionStore(recovery) if recovery is not None else None
         self._clock: Callable[[], float] = time.monotonic
-        self._connections: dict[Connection, asyncio.Event] = {}
+        self._connections: dict[Connection, asyncio.Task[Any]] = {}
         self._sessions: dict[str, Session] = {}
         self._rooms: dict[str, Rooms] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -228,11 +228,10 @@ class Server(HandlerRegistry):
         self._closing = True
         for conn in list(self._connections):
             conn.link.close("server shutting down", code=CLOSE_GOING_AWAY)
-        waiting = [asyncio.ensure_future(e.wait()) for e in self._connections.values()]
+        current = asyncio.current_task()
+        waiting = [task for task in self._connections.values() if task is not current]
         if waiting:
             _, stuck = await asyncio.wait(waiting, timeout=SHUTDOWN_GRACE)
-            for future in stuck:
-                future.cancel()
             if stuck:
                 logger.warning(
                     "%d connection(s) did not close within %s s", len(stuck), SHUTDOWN_GRACE
@@ -275,13 +274,14 @@ class Server(HandlerRegistry):
 
     async def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> None:
         conn = Connection(self, ws, request)
-        done = asyncio.Event()
-        self._connections[conn] = done
+        # the task serving it is what shutdown waits for: no extra object per connection
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections[conn] = task
         try:
             await conn.run()
         finally:
             del self._connections[conn]
-            done.set()
 
     # -- state -----------------------------------------------------------------------
 

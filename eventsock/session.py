@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
@@ -84,7 +83,7 @@ class Link:
         self.protocol = protocol
         self.close_reason: str | None = None
         self._loop = asyncio.get_running_loop()
-        self._queue: deque[str | bytes] = deque()
+        self._queue: list[str | bytes] = []  # swapped out whole by the writer
         # The writer task exists only while there is something to write: an idle
         # connection holds no task and no event, which keeps it small.
         self._writer: asyncio.Task[None] | None = None
@@ -149,13 +148,14 @@ class Link:
 
     async def _write(self) -> None:
         """Send what is queued, in order; close the socket if the connection closes."""
-        queue = self._queue
         try:
-            if queue and not self._sending:
+            if self._queue and not self._sending:
                 self._sending = True
                 try:
-                    while queue:
-                        await self.ws.send(queue.popleft())
+                    while self._queue:
+                        batch, self._queue = self._queue, []
+                        for frame in batch:
+                            await self.ws.send(frame)
                 finally:
                     self._sending = False
         except ConnectionClosed as exc:
@@ -164,7 +164,7 @@ class Link:
             # A frame still being written by send_now closes the socket after it,
             # from its own finally; an abort does not wait for it.
             if self._closing and (not self._sending or self._abort):
-                queue.clear()
+                self._queue.clear()
                 await self._close_ws()
 
     async def _close_ws(self) -> None:

@@ -153,8 +153,8 @@ def mount(
 
     async def endpoint(request: web.Request) -> web.StreamResponse:
         handshake = HandshakeRequest(
-            query=dict(request.query),
-            headers=dict(request.headers),
+            query=request.query,  # read-only views, not copies: idle connections stay small
+            headers=request.headers,
             host=request.host,
             remote=request.remote,
             is_upgrade=request.headers.get("Upgrade", "").lower() == "websocket",

@@ -94,10 +94,11 @@ async def connections_done(
 ) -> None:
     """Wait until every connection the server holds now, except those holding a session
     id in ``keep``, has finished its cleanup."""
-    events = [
-        done
-        for conn, done in server._connections.items()
+    tasks = [
+        task
+        for conn, task in server._connections.items()
         if not any(s.id in keep for s in conn.sessions.values())
     ]
-    if events:
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
+    if tasks:
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        assert not pending, f"{len(pending)} connection(s) still open after {timeout} s"

@@ -25,11 +25,9 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import io
 import json
 import os
 import platform
-import pstats
 import signal
 import statistics
 import subprocess
@@ -45,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # the `bench` extra
+from _common import Sink, fmt, new_profile, profile_table
 
 SYSTEMS = ("eventsock", "python-socketio")
 ROOM = "r"
@@ -94,13 +93,6 @@ class ServerProfiler:
             profile.dump_stats(str(Path(self.directory) / f"{name}.prof"))
             return True
         return False
-
-
-def new_profile(clock: str) -> cProfile.Profile:
-    """A profiler on wall time (the default) or on this process's CPU time."""
-    if clock == "cpu":
-        return cProfile.Profile(time.process_time)
-    return cProfile.Profile()
 
 
 async def start_eventsock(
@@ -314,36 +306,6 @@ def kill_leftover_children() -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(SERVER_STOP_TIMEOUT)
         _CHILDREN.remove(proc)
-
-
-class Sink:
-    """One client's tick counter; ``done`` resolves at the expected count."""
-
-    __slots__ = ("count", "disorder", "done", "expected", "finished_at")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.expected = 0
-        self.disorder = 0
-        self.finished_at = 0.0
-        self.done: asyncio.Future[None] | None = None
-
-    def reset(self, expected: int) -> asyncio.Future[None]:
-        self.count = 0
-        self.expected = expected
-        self.disorder = 0
-        self.finished_at = 0.0
-        self.done = asyncio.get_running_loop().create_future()
-        return self.done
-
-    def tick(self, i: int) -> None:
-        if i != self.count:
-            self.disorder += 1
-        self.count += 1
-        if self.count == self.expected:
-            self.finished_at = time.perf_counter()
-            if self.done is not None and not self.done.done():
-                self.done.set_result(None)
 
 
 class BenchClient:
@@ -611,10 +573,6 @@ async def server_call(
 # ======================================================================================
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def summarize(trials: list[Trial], repeats: int) -> dict[str, Any]:
     summary: dict[str, Any] = {"systems": {}}
     for system in SYSTEMS:
@@ -753,42 +711,6 @@ async def redis_version(redis_url: str) -> str | None:
         await client.aclose()
 
 
-def short_path(filename: str) -> str:
-    """A profiled function's file, relative to site-packages or the repository."""
-    for marker in ("site-packages/", "/lib/python3."):
-        if marker in filename:
-            tail = filename.split(marker, 1)[1]
-            return tail if marker == "site-packages/" else "stdlib/" + tail.split("/", 1)[-1]
-    with contextlib.suppress(ValueError):
-        return str(Path(filename).resolve().relative_to(HERE.parent))
-    return filename
-
-
-def profile_table(files: list[Path], top: int, clock: str) -> str:
-    """Own time and cumulative time tables (full paths kept: names collide)."""
-    stats = pstats.Stats(str(files[0]), stream=io.StringIO())
-    for extra in files[1:]:
-        stats.add(str(extra))
-    rows = []
-    for (filename, line, func), (_, calls, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
-        where = func if filename == "~" else f"{short_path(filename)}:{line}({func})"
-        rows.append((own, cum, calls, where))
-    total = float(stats.total_tt)  # type: ignore[attr-defined]
-    idle = sum(own for own, _, _, where in rows if "poll' of 'select.epoll" in where)
-    out = [
-        f"profiled {clock} time {total:.3f} s over {len(files)} blast(s);"
-        f" idle in epoll {idle:.3f} s ({idle / total:.0%}), busy {total - idle:.3f} s",
-        f"  by own time (top {top}):",
-        "     own s   own%    cum s     calls  function",
-    ]
-    for own, cum, calls, where in sorted(rows, reverse=True)[:top]:
-        out.append(f"  {own:8.3f} {own / total:6.1%} {cum:8.3f} {calls:9d}  {where}")
-    out += [f"  by cumulative time (top {top}):", "     own s   own%    cum s     calls  function"]
-    for own, cum, calls, where in sorted(rows, key=lambda r: r[1], reverse=True)[:top]:
-        out.append(f"  {own:8.3f} {own / total:6.1%} {cum:8.3f} {calls:9d}  {where}")
-    return "\n".join(out)
-
-
 def report_profiles(directory: Path, top: int, clock: str) -> str:
     """Top functions per system and process role, summed over the repeats' blasts."""
     parts = []
@@ -800,7 +722,8 @@ def report_profiles(directory: Path, top: int, clock: str) -> str:
         ):
             files = sorted(directory.glob(f"{system}-r*-{role}.prof"))
             if files:
-                parts.append(f"===== {system}: {title} =====\n{profile_table(files, top, clock)}\n")
+                table = profile_table(files, top, f"profiled {clock} time", "blast(s)")
+                parts.append(f"===== {system}: {title} =====\n{table}\n")
     return "\n".join(parts)
 
 

@@ -30,12 +30,10 @@ import asyncio
 import contextlib
 import cProfile
 import gc
-import io
 import json
 import math
 import os
 import platform
-import pstats
 import resource
 import signal
 import statistics
@@ -51,6 +49,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import psutil  # type: ignore[import-untyped,unused-ignore]  # the `bench` extra
+from _common import Sink, fmt, new_profile, profile_table
 
 SCRIPT = Path(__file__).resolve()
 HERE = SCRIPT.parent
@@ -269,13 +268,6 @@ async def run_child(
 def error_text(exc: BaseException) -> str:
     text = str(exc) or ("timed out" if isinstance(exc, TimeoutError) else repr(exc))
     return f"{type(exc).__module__}.{type(exc).__qualname__}: {text}".removeprefix("builtins.")
-
-
-def new_profile(clock: str) -> cProfile.Profile:
-    """A profiler on wall time (the default) or on this process's CPU time."""
-    if clock == "cpu":
-        return cProfile.Profile(time.process_time)
-    return cProfile.Profile()
 
 
 # ======================================================================================
@@ -678,36 +670,6 @@ class Kit:
         if self._http is not None:
             http, self._http = self._http, None
             await http.close()
-
-
-class Sink:
-    """One fan-out client's tick counter; ``done`` resolves at the expected count."""
-
-    __slots__ = ("count", "disorder", "done", "expected", "finished_at")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.expected = 0
-        self.disorder = 0
-        self.finished_at = 0.0
-        self.done: asyncio.Future[None] | None = None
-
-    def reset(self, expected: int) -> asyncio.Future[None]:
-        self.count = 0
-        self.expected = expected
-        self.disorder = 0
-        self.finished_at = 0.0
-        self.done = asyncio.get_running_loop().create_future()
-        return self.done
-
-    def tick(self, i: int) -> None:
-        if i != self.count:
-            self.disorder += 1
-        self.count += 1
-        if self.count == self.expected:
-            self.finished_at = time.perf_counter()
-            if self.done is not None and not self.done.done():
-                self.done.set_result(None)
 
 
 def percentile(sorted_values: Sequence[float], share: float) -> float:
@@ -1294,10 +1256,6 @@ class Config:
     top: int
 
 
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
 def median_or_none(values: Iterable[float | None]) -> float | None:
     present = [v for v in values if v is not None]
     return statistics.median(present) if present else None
@@ -1502,42 +1460,6 @@ def environment(cpus: tuple[int | None, int | None]) -> dict[str, Any]:
 # -- profiles ----------------------------------------------------------------------------
 
 
-def short_path(filename: str) -> str:
-    """A profiled function's file, relative to site-packages or the repository."""
-    for marker in ("site-packages/", "/lib/python3."):
-        if marker in filename:
-            tail = filename.split(marker, 1)[1]
-            return tail if marker == "site-packages/" else "stdlib/" + tail.split("/", 1)[-1]
-    with contextlib.suppress(ValueError):
-        return str(Path(filename).resolve().relative_to(HERE.parent))
-    return filename
-
-
-def profile_table(files: list[Path], top: int) -> str:
-    """Top functions by own time and by cumulative time, summed over ``files``."""
-    stats = pstats.Stats(str(files[0]), stream=io.StringIO())
-    for extra in files[1:]:
-        stats.add(str(extra))
-    rows = []
-    for (filename, line, func), (_, calls, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
-        where = func if filename == "~" else f"{short_path(filename)}:{line}({func})"
-        rows.append((own, cum, calls, where))
-    total = float(stats.total_tt) or 1e-9  # type: ignore[attr-defined]
-    idle = sum(own for own, _, _, where in rows if "poll' of 'select.epoll" in where)
-    out = [
-        f"profiled {total:.3f} s over {len(files)} run(s); idle in epoll {idle:.3f} s"
-        f" ({idle / total:.0%}), busy {total - idle:.3f} s",
-        f"  by own time (top {top}):",
-        "     own s   own%    cum s     calls  function",
-    ]
-    for own, cum, calls, where in sorted(rows, reverse=True)[:top]:
-        out.append(f"  {own:8.3f} {own / total:6.1%} {cum:8.3f} {calls:9d}  {where}")
-    out += [f"  by cumulative time (top {top}):", "     own s   own%    cum s     calls  function"]
-    for own, cum, calls, where in sorted(rows, key=lambda r: r[1], reverse=True)[:top]:
-        out.append(f"  {own:8.3f} {own / total:6.1%} {cum:8.3f} {calls:9d}  {where}")
-    return "\n".join(out)
-
-
 def report_profiles(cfg: Config) -> Path | None:
     directory = cfg.profile_dir
     if directory is None:
@@ -1548,7 +1470,7 @@ def report_profiles(cfg: Config) -> Path | None:
             for role in ("server", "client"):
                 files = sorted(directory.glob(f"{scenario}-{system}-r*-{role}.prof"))
                 if files:
-                    table = profile_table(files, cfg.top)
+                    table = profile_table(files, cfg.top, "profiled", "run(s)")
                     parts.append(f"===== {scenario}: {system} {role} =====\n{table}\n")
     report = directory / "report.txt"
     report.write_text("\n".join(parts))

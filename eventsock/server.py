@@ -48,16 +48,6 @@ logger = logging.getLogger("eventsock")
 
 OriginPolicy = str | Iterable[str] | Callable[[str], bool] | None
 
-#: Disconnect reasons a server ``disconnect`` handler may receive.
-REASONS = (
-    "client disconnect",
-    "server disconnect",
-    "ping timeout",
-    "transport close",
-    "transport error",
-    "server shutting down",
-)
-
 
 # Seconds shutdown waits for connections to flush and close.
 SHUTDOWN_GRACE = 10.0

@@ -1,17 +1,17 @@
 """The asyncio side of one connection, shared by the server and the client.
 
 A :class:`Link` owns one :class:`~eventsock.transport.WebSocket` and drives a Sans-I/O
-protocol object: one reader (the task that calls :meth:`Link.run`), one writer task
-fed by a queue that never blocks the caller, the futures of calls awaiting their acks,
-and the tasks of async handlers.
+protocol object: one reader (the task that calls :meth:`Link.run`), frames written at
+once when the transport takes them (a writer task only while a write waits for the
+transport to drain, with later frames queued behind it), the futures of calls awaiting
+their acks, and the tasks of async handlers that suspend.
 
-Ordering: handlers start in the order their events arrived on the connection. A plain
-(sync) handler runs inline. On Python 3.12+, an ``async`` handler is an eager task: it
-runs at once, up to its first suspension, before the next frame is read. On Python
-3.11, which has no eager tasks, it runs as an ordinary task, and a sync handler for a
-later event waits behind the first steps of such tasks started before it. Handlers that
-await may finish out of order. A handler never blocks the reader, so it may ``call()``
-back the same peer.
+Ordering: handlers start in the order their events arrived on the connection, and
+every handler runs at once, before the next frame is read: a plain (sync) handler to
+its end, an ``async`` handler up to its first suspension (an eager task on Python
+3.12+, the eager first step of :mod:`eventsock.eager` on 3.11). Handlers that await
+may finish out of order. A handler never blocks the reader, so it may ``call()`` back
+the same peer.
 """
 
 from __future__ import annotations
@@ -19,10 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 from .codec import encode_ack, encode_event
+from .eager import PENDING, FirstStep, resume, step
 from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
 from .handlers import Handler, HandlerRegistry
 from .packets import RESERVED_EVENTS, Ack, Event
@@ -93,12 +94,10 @@ class Link:
         self._close_code = CLOSE_NORMAL
         self._close_message = ""
         self._abort = False
-        self._sending = False  # a frame is being written (by the writer or send_now)
+        self._sending = False  # the writer task is finishing a write that had to wait
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
-        # async handler tasks created but not yet started (see dispatch)
-        self._unstarted = 0
 
     # -- writing ---------------------------------------------------------------------
 
@@ -108,21 +107,12 @@ class Link:
         return not self._closing
 
     def send(self, frame: str | bytes) -> None:
-        """Queue one frame; never blocks.
+        """Send one frame, or queue it behind the frames waiting to be sent; never blocks.
 
-        Raises:
-            ConnectionClosed: the connection is closing or closed.
-        """
-        if self._closing:
-            raise ConnectionClosed(self.close_reason or "connection closed")
-        self._queue.append(frame)
-        if not self._sending:
-            self._start_writer()
-
-    async def send_now(self, frame: str | bytes) -> None:
-        """Send one frame from the calling task when nothing else is being sent or
-        waits to be (the common case), saving the hop through the writer task;
-        otherwise queue it behind the others. Order is the same either way.
+        When nothing waits, the frame is written to the transport at once, from the
+        caller's turn of the loop; only a write that has to wait for the transport to
+        drain goes on in a writer task, and later frames queue behind it. A transport
+        that broke closes the connection (reason "transport error").
 
         Raises:
             ConnectionClosed: the connection is closing or closed.
@@ -130,40 +120,48 @@ class Link:
         if self._closing:
             raise ConnectionClosed(self.close_reason or "connection closed")
         if self._sending or self._queue:
-            self.send(frame)
+            self._queue.append(frame)
+            if not self._sending:
+                self._start_writer()
             return
-        self._sending = True
         try:
-            await self.ws.send(frame)
+            rest = self.ws.write(frame)
         except ConnectionClosed as exc:
             self.close("transport error", message=exc.reason)
-        finally:
-            self._sending = False
-            if self._queue or self._closing:
-                self._start_writer()
+            return
+        if rest is not None:
+            self._sending = True
+            self._writer = self._loop.create_task(self._write(rest))
 
     def _start_writer(self) -> None:
         if self._writer is None or self._writer.done():
             self._writer = self._loop.create_task(self._write())
 
-    async def _write(self) -> None:
-        """Send what is queued, in order; close the socket if the connection closes."""
+    async def _write(self, rest: Awaitable[None] | None = None) -> None:
+        """Finish the write in progress (``rest``), then send what is queued, in order;
+        close the socket if the connection closes."""
         try:
+            if rest is not None:
+                try:
+                    await rest
+                finally:
+                    self._sending = False
             if self._queue and not self._sending:
                 self._sending = True
                 try:
+                    ws = self.ws
                     while self._queue:
                         batch, self._queue = self._queue, []
                         for frame in batch:
-                            await self.ws.send(frame)
+                            more = ws.write(frame)
+                            if more is not None:
+                                await more
                 finally:
                     self._sending = False
         except ConnectionClosed as exc:
             self.close("transport error", message=exc.reason)
         finally:
-            # A frame still being written by send_now closes the socket after it,
-            # from its own finally; an abort does not wait for it.
-            if self._closing and (not self._sending or self._abort):
+            if self._closing:
                 self._queue.clear()
                 await self._close_ws()
 
@@ -204,7 +202,7 @@ class Link:
                 stuck.cancel()  # it may be stuck sending to a peer that reads nothing
             self._writer = self._loop.create_task(self._close_after(stuck))
             return
-        if not self._sending or self._abort:
+        if not self._sending:
             self._start_writer()
 
     async def _close_after(self, writer: asyncio.Task[None] | None) -> None:
@@ -261,7 +259,7 @@ class Link:
         # one timer per call, resolving the same future an ACK resolves
         timer = self._loop.call_later(timeout, _expire, future, event, namespace, timeout)
         try:
-            await self.send_now(frame)
+            self.send(frame)
             return ack_result(await future)
         finally:
             timer.cancel()
@@ -321,36 +319,47 @@ class Link:
     ) -> None:
         """Run a handler for an event; its return value becomes the ack when asked.
 
-        An async handler runs as a task kept in ``tasks`` (the owner's handler tasks by
-        default).
+        Every handler starts at once, in its own copy of the context. An async handler
+        that suspends goes on as a task kept in ``tasks`` (the owner's handler tasks by
+        default); one that never waits finishes here, with no task at all.
         """
-        if handler.is_async:
-            coro = self._run_async(handler, args, namespace, ack_id, label)
-            if _eager_task_factory is not None:
-                # Python 3.12+: the handler runs now, up to its first suspension, as a
-                # real task; one that never suspends costs no loop turn at all.
-                task = _eager_task_factory(self._loop, coro)
-                if not task.done():
-                    group = self._tasks if tasks is None else tasks
-                    group.add(task)
-                    task.add_done_callback(group.discard)
-                return
-            self._unstarted += 1
-            self.spawn(coro, tasks=tasks)
-        elif self._unstarted:
-            # keep start order: run after the first steps of the tasks queued before
-            self._loop.call_soon(
-                self._run_sync,
-                handler,
-                args,
-                namespace,
-                ack_id,
-                label,
-                context=contextvars.copy_context(),
+        context = contextvars.copy_context()
+        if not handler.is_async:
+            context.run(self._run_sync, handler, args, namespace, ack_id, label)
+            return
+        if _eager_task_factory is not None:
+            # Python 3.12+: a real eager task runs the handler now, up to its first
+            # suspension; one that never suspends costs no loop turn at all.
+            task = _eager_task_factory(
+                self._loop, self._run_async(handler, args, namespace, ack_id, label)
             )
-        else:
-            # its own context, as a task would have: what it sets does not leak
-            contextvars.copy_context().run(self._run_sync, handler, args, namespace, ack_id, label)
+            if not task.done():
+                group = self._tasks if tasks is None else tasks
+                group.add(task)
+                task.add_done_callback(group.discard)
+            return
+        # Python 3.11: the first step runs here, with a stand-in for the task it would
+        # have had; a task is made only if the handler suspends.
+        stand_in = FirstStep()
+        try:
+            coro = handler.func(*args)
+            result, yielded = step(self._loop, coro, context, stand_in)
+        except asyncio.CancelledError:
+            return  # the handler cancelled itself: no ack, as for a cancelled task
+        except Exception:
+            logger.exception("handler for %r raised", label)
+            return
+        if yielded is PENDING:
+            if ack_id is not None:
+                self.send_ack(namespace, ack_id, result)
+            return
+        task = self._loop.create_task(
+            self._finish_async(coro, yielded, namespace, ack_id, label), context=context
+        )
+        stand_in.bind(task)
+        group = self._tasks if tasks is None else tasks
+        group.add(task)
+        task.add_done_callback(group.discard)
 
     def _run_sync(
         self,
@@ -372,13 +381,25 @@ class Link:
         ack_id: int | None,
         label: str,
     ) -> None:
-        if _eager_task_factory is None:
-            self._unstarted -= 1
         result = await _call_async(handler, args, label)
         if ack_id is not None and result is not _FAILED:
-            frame = self._ack_frame(namespace, ack_id, result)
-            if frame is not None:
-                await self.send_now(frame)
+            self.send_ack(namespace, ack_id, result)
+
+    async def _finish_async(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        yielded: Any,
+        namespace: str,
+        ack_id: int | None,
+        label: str,
+    ) -> None:
+        try:
+            result = await resume(coro, yielded)
+        except Exception:
+            logger.exception("handler for %r raised", label)
+            return
+        if ack_id is not None:
+            self.send_ack(namespace, ack_id, result)
 
     def _ack_frame(self, namespace: str, ack_id: int, result: Any) -> bytes | None:
         if not self.open or namespace not in self.protocol.connected:

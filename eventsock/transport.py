@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
+from .eager import PENDING, resume, step
 from .exceptions import ConnectionClosed, ConnectionFailed
 
 __all__ = [
@@ -95,20 +96,35 @@ class WebSocket:
                 return Closed(ws.close_code if ws.close_code is not None else msg.data)
             # PING and PONG are answered by aiohttp itself; nothing else reaches us.
 
+    def write(self, frame: str | bytes) -> Awaitable[None] | None:
+        """Write one frame now, from the caller's turn of the loop.
+
+        Returns ``None`` when the frame went to the transport without waiting (nearly
+        always), or an awaitable that finishes the write when the transport first
+        has to drain; nothing else may be written before it is done.
+
+        Raises:
+            ConnectionClosed: the WebSocket is closed or broke.
+        """
+        ws = self._ws
+        coro = ws.send_bytes(frame) if type(frame) is bytes else ws.send_str(frame)  # type: ignore[arg-type]
+        try:
+            _, yielded = step(_NO_LOOP, coro, None, None)
+        except _SEND_ERRORS as exc:
+            raise ConnectionClosed(f"transport error: {exc}") from exc
+        if yielded is PENDING:
+            return None
+        return _finish_write(coro, yielded)
+
     async def send(self, frame: str | bytes) -> None:
-        """Send one frame.
+        """Send one frame, waiting for the transport to drain if it must.
 
         Raises:
             ConnectionClosed: the WebSocket is closed or broke while sending.
         """
-        try:
-            if type(frame) is bytes:
-                await self._ws.send_bytes(frame)
-            else:
-                assert isinstance(frame, str)
-                await self._ws.send_str(frame)
-        except (ConnectionError, RuntimeError, aiohttp.ClientError) as exc:
-            raise ConnectionClosed(f"transport error: {exc}") from exc
+        rest = self.write(frame)
+        if rest is not None:
+            await rest
 
     async def close(
         self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
@@ -133,6 +149,17 @@ class WebSocket:
     def closed(self) -> bool:
         """Whether the WebSocket has closed."""
         return self._ws.closed
+
+
+_SEND_ERRORS = (ConnectionError, RuntimeError, aiohttp.ClientError)
+_NO_LOOP: Any = None  # step() needs no loop when it has no stand-in task
+
+
+async def _finish_write(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
+    try:
+        await resume(coro, yielded)
+    except _SEND_ERRORS as exc:
+        raise ConnectionClosed(f"transport error: {exc}") from exc
 
 
 def mount(

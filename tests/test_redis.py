@@ -4,6 +4,7 @@ fault tests, a second redis-server the test starts on its own port)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import select
 import shutil
 import socket
@@ -337,10 +338,12 @@ class RedisProcess:
             readable, _, _ = select.select([stdout], [], [], max(0.0, remaining))
             if not readable:
                 pytest.fail(f"redis-server not ready within 10 s: {seen[-500:]!r}")
-            line = stdout.readline()
-            if not line:
+            # os.read, not readline: a buffered reader could hold the ready line in
+            # its buffer while select() sees nothing left on the pipe
+            chunk = os.read(stdout.fileno(), 65536)
+            if not chunk:
                 pytest.fail(f"redis-server exited ({self.proc.wait()}): {seen[-500:]!r}")
-            seen += line
+            seen += chunk
         # keep reading its log so that the pipe never fills up
         self.drain = threading.Thread(target=stdout.read, daemon=True)
         self.drain.start()

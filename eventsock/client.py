@@ -604,6 +604,9 @@ class Client(HandlerRegistry):
                 reconnection gave up while the call waited.
         """
         check_event_name(event)
+        link = self._link
+        if link is not None and link.open and namespace in self._sids:
+            return await link.call(namespace, event, args, timeout)  # connected: the usual case
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         link = self._live(namespace)

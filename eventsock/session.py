@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
 
@@ -96,6 +98,7 @@ class Link:
         self._abort = False
         self._sending = False  # the writer task is finishing a write that had to wait
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
+        self._deadlines = Deadlines(self._loop)  # one timer for all the calls in flight
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
 
@@ -240,6 +243,7 @@ class Link:
             assert self._closed is not None
             await asyncio.shield(self._closed)
             self.fail_acks(None, self.close_reason or "connection closed")
+            self._deadlines.clear()
         return self.close_reason or "transport close"
 
     # -- acks ------------------------------------------------------------------------
@@ -256,14 +260,13 @@ class Link:
         future: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
         key = (namespace, ack_id)
         self._acks[key] = future  # before sending: the ack may come back at once
-        # one timer per call, resolving the same future an ACK resolves
-        timer = self._loop.call_later(timeout, _expire, future, event, namespace, timeout)
+        self._deadlines.add(future, timeout, event, namespace)
         try:
             self.send(frame)
             return ack_result(await future)
         finally:
-            timer.cancel()
             self._acks.pop(key, None)
+            self._deadlines.settled(timeout)
 
     def resolve_ack(self, packet: Ack) -> None:
         """Deliver an ACK to its call; an unknown or late id is ignored."""
@@ -432,13 +435,96 @@ class Link:
         return task
 
 
-def _expire(
-    future: asyncio.Future[tuple[Any, ...]], event: str, namespace: str, timeout: float
-) -> None:
-    if not future.done():
-        future.set_exception(
-            AckTimeout(f"no ack for {event!r} on {namespace!r} within {timeout} s")
-        )
+class Deadlines:
+    """The deadlines of one connection's calls, behind a single timer.
+
+    Calls made with the same timeout expire in the order they were made, so each
+    timeout value keeps a FIFO of ``(deadline, future, event, namespace)``, and one
+    timer waits for the earliest deadline of all. An answered call stays in its FIFO
+    until it reaches the front (answered calls there are dropped as they are met) or
+    until the FIFO grows to four times the calls in flight at its last rebuild (at
+    least 1,024), when it is rebuilt; so a connection's memory follows its calls in
+    flight, and a call costs an append instead of a timer of its own.
+    """
+
+    __slots__ = ("_limits", "_loop", "_queues", "_timer", "_when")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queues: dict[float, deque[_Deadline]] = {}
+        self._limits: dict[float, int] = {}  # the length at which a FIFO is rebuilt
+        self._timer: asyncio.TimerHandle | None = None
+        self._when = 0.0
+
+    def add(self, future: asyncio.Future[Any], timeout: float, event: str, namespace: str) -> None:
+        """Fail ``future`` with :class:`AckTimeout` if not done within ``timeout`` s."""
+        deadline = self._loop.time() + timeout
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = deque()
+        queue.append((deadline, future, event, namespace))
+        if self._timer is None or deadline < self._when:
+            self._arm(deadline)
+
+    def settled(self, timeout: float) -> None:
+        """A call with ``timeout`` ended: forget the answered calls at the front."""
+        queue = self._queues.get(timeout)
+        if queue is None:
+            return
+        while queue and queue[0][1].done():
+            queue.popleft()
+        if len(queue) > self._limits.get(timeout, _REBUILD_AT):
+            # rebuilt at most once per 3/4 of its length in new calls: O(1) per call
+            live = [entry for entry in queue if not entry[1].done()]
+            queue.clear()
+            queue.extend(live)
+            self._limits[timeout] = max(_REBUILD_AT, 4 * len(live))
+
+    def clear(self) -> None:
+        """Forget every deadline (the connection has ended)."""
+        self._queues.clear()
+        self._limits.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._when = when
+        self._timer = self._loop.call_at(when, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        # the loop runs a timer up to its clock's resolution early: count that as due
+        now = self._loop.time() + _RESOLUTION
+        earliest: float | None = None
+        for timeout, queue in list(self._queues.items()):
+            while queue:
+                deadline, future, event, namespace = queue[0]
+                if not future.done():
+                    if deadline > now:
+                        break
+                    future.set_exception(
+                        AckTimeout(f"no ack for {event!r} on {namespace!r} within {timeout} s")
+                    )
+                queue.popleft()
+            if not queue:
+                del self._queues[timeout]
+                self._limits.pop(timeout, None)
+            elif earliest is None or queue[0][0] < earliest:
+                earliest = queue[0][0]
+        if earliest is not None:
+            self._arm(earliest)
+
+    def __len__(self) -> int:
+        return sum(len(queue) for queue in self._queues.values())
+
+
+_Deadline = tuple[float, "asyncio.Future[Any]", str, str]
+_RESOLUTION: Final = time.get_clock_info("monotonic").resolution
+# A FIFO shorter than this is never rebuilt.
+_REBUILD_AT: Final = 1024
 
 
 # asyncio.eager_task_factory (Python 3.12+) starts a task's first step at once.

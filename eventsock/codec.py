@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 from typing import Any, Final
 
 import msgpack
@@ -70,21 +71,33 @@ _UNDEFINED: Final = _Undefined()
 _UNDEFINED_EXT: Final = b"\x00"
 
 
-class _Decoding:
-    """Per-call flag: did the ext hook meet an ``undefined``? Saves a walk otherwise."""
+# How many ``undefined`` values the ext hook has met, ever: a decode that moved it has
+# some to strip. (Only ever incremented, so a decode in another thread can at worst
+# cause one needless walk, never a missed one.)
+_undefined_seen = 0
 
-    __slots__ = ("saw_undefined",)
 
-    def __init__(self) -> None:
-        self.saw_undefined = False
+def _ext_hook(code: int, data: bytes) -> object:
+    global _undefined_seen
+    if code != 0:
+        raise ProtocolError(f"msgpack extension type {code} is not accepted")
+    if data == _UNDEFINED_EXT:
+        _undefined_seen += 1
+        return _UNDEFINED
+    return bytes(data)
 
-    def ext_hook(self, code: int, data: bytes) -> object:
-        if code != 0:
-            raise ProtocolError(f"msgpack extension type {code} is not accepted")
-        if data == _UNDEFINED_EXT:
-            self.saw_undefined = True
-            return _UNDEFINED
-        return bytes(data)
+
+_local = threading.local()
+
+
+def _pack(obj: object) -> bytes:
+    """msgpack bytes of ``obj`` (``bytes`` as bin), from this thread's own Packer:
+    making a Packer per call, as ``msgpack.packb`` does, costs as much as packing."""
+    try:
+        packer = _local.packer
+    except AttributeError:
+        packer = _local.packer = msgpack.Packer(use_bin_type=True, autoreset=True)
+    return packer.pack(obj)  # type: ignore[no-any-return]
 
 
 def _strip_undefined(value: Any) -> Any:
@@ -102,9 +115,9 @@ def decode_packet(payload: bytes) -> Packet:
     Raises:
         ProtocolError: the bytes are not msgpack, not a packet map, or a field is wrong.
     """
-    decoding = _Decoding()
+    seen = _undefined_seen
     try:
-        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=decoding.ext_hook)
+        obj = msgpack.unpackb(payload, raw=False, strict_map_key=False, ext_hook=_ext_hook)
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for bad input
@@ -112,7 +125,7 @@ def decode_packet(payload: bytes) -> Packet:
         raise ProtocolError(f"invalid msgpack ({detail})") from exc
     if type(obj) is not dict:
         raise ProtocolError(f"a packet must be a msgpack map, not {type(obj).__name__}")
-    if decoding.saw_undefined:
+    if _undefined_seen != seen:
         obj = _strip_undefined(obj)
     try:
         return _packet_from_map(obj)
@@ -190,7 +203,7 @@ def encode_packet(packet: Packet) -> bytes:
     else:
         raise TypeError(f"not a Socket.IO packet: {packet!r}")
     try:
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return _pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode packet arguments as msgpack: {exc}") from exc
 
@@ -208,7 +221,7 @@ def encode_event(
     if ack_id is not None:
         obj["id"] = ack_id
     try:
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return _pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode packet arguments as msgpack: {exc}") from exc
 
@@ -221,7 +234,7 @@ def encode_ack(ack_id: int, args: tuple[Any, ...], namespace: str) -> bytes:
     """
     obj = {"type": 3, "data": list(args), "nsp": namespace, "id": ack_id}
     try:
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return _pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode ack arguments as msgpack: {exc}") from exc
 
@@ -303,7 +316,7 @@ def pack_map(obj: dict[str, Any]) -> bytes:
         EncodeError: a value cannot be encoded.
     """
     try:
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return _pack(obj)
     except (TypeError, ValueError, OverflowError) as exc:
         raise EncodeError(f"cannot encode as msgpack: {exc}") from exc
 

@@ -1,4 +1,9 @@
-"""Engine.IO and Socket.IO packets as small immutable values.
+"""Engine.IO and Socket.IO packets as small values.
+
+They are immutable (frozen), except :class:`Event` and :class:`Ack`, the two that every
+message makes: a frozen dataclass takes twice as long to build, so these two are plain
+slotted dataclasses, to be treated as values all the same (nothing in eventsock changes
+a packet after it is made).
 
 Each packet validates its own fields on construction, so a packet that exists is a
 packet the protocol allows. The decoder builds packets from untrusted input and turns
@@ -82,7 +87,7 @@ class Disconnect:
         _check_namespace(self.namespace)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Event:
     """EVENT: a named event with its arguments; ``id`` is set when an ack is wanted."""
 
@@ -99,7 +104,7 @@ class Event:
             _check_id(self.id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack:
     """ACK: the answer to the EVENT with the same ``id`` on the same namespace."""
 

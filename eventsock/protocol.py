@@ -92,9 +92,14 @@ class ServerProtocol(_Base):
         Raises:
             ProtocolError: the frame is malformed or not allowed in this state.
         """
-        if type(frame) is str:
-            control = decode_text_frame(frame) if len(frame) < 2 else None
-            if control is not None:
+        if type(frame) is bytes:  # a message: the usual case
+            if len(frame) > self.max_payload:
+                raise ProtocolError(f"message of {len(frame)} bytes exceeds max_payload")
+            packet = decode_packet(frame)
+        else:
+            assert isinstance(frame, str)
+            if len(frame) < 2:
+                control = decode_text_frame(frame)
                 if type(control) is Ping:
                     raise ProtocolError(
                         "ping from the client: in Engine.IO v4 only the server pings"
@@ -103,10 +108,10 @@ class ServerProtocol(_Base):
                     return None
                 if type(control) in (Pong, Close):
                     return control  # type: ignore[return-value]
-        payload = self._payload(frame)
-        if payload is None:
-            return None
-        packet = decode_packet(payload)
+            payload = self._payload(frame)
+            if payload is None:
+                return None
+            packet = decode_packet(payload)
         namespace = packet.namespace
         if namespace in self.connected:
             if type(packet) is Connect:
@@ -181,7 +186,17 @@ class ClientProtocol(_Base):
                 raise ProtocolError("binary frame before the Engine.IO open packet")
             self.opened = decode_open(frame)
             return [self.opened]
-        if type(frame) is str and len(frame) < 2:
+        if type(frame) is bytes:  # a message: the usual case
+            if len(frame) > self.max_payload:
+                raise ProtocolError(f"message of {len(frame)} bytes exceeds max_payload")
+            packet = decode_packet(frame)
+            if packet.namespace in self.connected and (
+                type(packet) is Ack or type(packet) is Event
+            ):
+                return [packet]
+            return self._receive_packet(packet)
+        assert isinstance(frame, str)
+        if len(frame) < 2:
             control = decode_text_frame(frame)
             if type(control) is Ping:
                 return [control]
@@ -193,7 +208,9 @@ class ClientProtocol(_Base):
         payload = self._payload(frame)
         if payload is None:
             return []
-        packet = decode_packet(payload)
+        return self._receive_packet(decode_packet(payload))
+
+    def _receive_packet(self, packet: Packet) -> list[ClientItem]:
         namespace = packet.namespace
         if namespace in self.connected:
             if type(packet) is Disconnect:

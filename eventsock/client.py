@@ -444,8 +444,12 @@ class Client(HandlerRegistry):
         link, protocol = self._link, self._protocol
         assert link is not None
         assert protocol is not None
+        items = protocol.receive(frame)
+        if len(items) == 1 and type(items[0]) is Ack:  # the answer to a call: the usual case
+            link.resolve_ack(items[0])
+            return
         joined: list[str] = []
-        for item in protocol.receive(frame):
+        for item in items:
             match item:
                 case Event():
                     link.dispatch_event(self, self._strip_offset(item))

@@ -266,7 +266,6 @@ class Link:
             return ack_result(await future)
         finally:
             self._acks.pop(key, None)
-            self._deadlines.settled(timeout)
 
     def resolve_ack(self, packet: Ack) -> None:
         """Deliver an ACK to its call; an unknown or late id is ignored."""
@@ -462,23 +461,19 @@ class Deadlines:
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
+        else:
+            # forget the answered calls at the front, then keep the rest short
+            while queue and queue[0][1].done():
+                queue.popleft()
+            if len(queue) >= self._limits.get(timeout, _REBUILD_AT):
+                # at most once per 3/4 of its length in new calls: O(1) per call
+                live = [entry for entry in queue if not entry[1].done()]
+                queue.clear()
+                queue.extend(live)
+                self._limits[timeout] = max(_REBUILD_AT, 4 * len(live))
         queue.append((deadline, future, event, namespace))
         if self._timer is None or deadline < self._when:
             self._arm(deadline)
-
-    def settled(self, timeout: float) -> None:
-        """A call with ``timeout`` ended: forget the answered calls at the front."""
-        queue = self._queues.get(timeout)
-        if queue is None:
-            return
-        while queue and queue[0][1].done():
-            queue.popleft()
-        if len(queue) > self._limits.get(timeout, _REBUILD_AT):
-            # rebuilt at most once per 3/4 of its length in new calls: O(1) per call
-            live = [entry for entry in queue if not entry[1].done()]
-            queue.clear()
-            queue.extend(live)
-            self._limits[timeout] = max(_REBUILD_AT, 4 * len(live))
 
     def clear(self) -> None:
         """Forget every deadline (the connection has ended)."""

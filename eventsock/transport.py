@@ -12,12 +12,12 @@ import asyncio
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
 
-from .eager import PENDING, resume, step
+from .eager import resume
 from .exceptions import ConnectionClosed, ConnectionFailed
 
 __all__ = [
@@ -109,11 +109,11 @@ class WebSocket:
         ws = self._ws
         coro = ws.send_bytes(frame) if type(frame) is bytes else ws.send_str(frame)  # type: ignore[arg-type]
         try:
-            _, yielded = step(_NO_LOOP, coro, None, None)
+            yielded = coro.send(None)  # aiohttp writes, then waits only to drain
+        except StopIteration:
+            return None
         except _SEND_ERRORS as exc:
             raise ConnectionClosed(f"transport error: {exc}") from exc
-        if yielded is PENDING:
-            return None
         return _finish_write(coro, yielded)
 
     async def send(self, frame: str | bytes) -> None:
@@ -152,7 +152,6 @@ class WebSocket:
 
 
 _SEND_ERRORS = (ConnectionError, RuntimeError, aiohttp.ClientError)
-_NO_LOOP: Any = None  # step() needs no loop when it has no stand-in task
 
 
 async def _finish_write(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
@@ -160,6 +159,19 @@ async def _finish_write(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
         await resume(coro, yielded)
     except _SEND_ERRORS as exc:
         raise ConnectionClosed(f"transport error: {exc}") from exc
+
+
+# asyncio's selector transports read into a new buffer of ``max_size`` (256 KiB) for
+# every recv(). glibc often serves a block that size with mmap and munmap, which costs
+# about 15 us per read (measured on this project's machine: 18.8 us for a 100-byte
+# send and recv with a 256 KiB buffer, 2.7 us with 64 KiB), more than handling a small
+# event. 64 KiB comes from the heap; a large frame just takes a few more reads.
+_READ_SIZE: Final = 64 * 1024
+
+
+def _tune_reads(transport: object) -> None:
+    if type(getattr(transport, "max_size", None)) is int and transport.max_size > _READ_SIZE:  # type: ignore[attr-defined]
+        transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
 
 
 def mount(
@@ -197,6 +209,7 @@ def mount(
             await ws.prepare(request)
         except (web.HTTPException, ConnectionError) as exc:
             return web.json_response({"code": 3, "message": f"Bad request: {exc}"}, status=400)
+        _tune_reads(request.transport)
         await serve(handshake, WebSocket(ws))
         return ws
 
@@ -254,6 +267,8 @@ async def connect(
     except BaseException:
         await session.close()
         raise
+    # aiohttp keeps the connection of a WebSocket where its public API does not show it
+    _tune_reads(getattr(getattr(ws, "_conn", None), "transport", None))
     return WebSocket(ws, session)
 
 

@@ -161,17 +161,20 @@ async def _finish_write(coro: Coroutine[Any, Any, None], yielded: Any) -> None:
         raise ConnectionClosed(f"transport error: {exc}") from exc
 
 
-# asyncio's selector transports read into a new buffer of ``max_size`` (256 KiB) for
-# every recv(). glibc often serves a block that size with mmap and munmap, which costs
-# about 15 us per read (measured on this project's machine: 18.8 us for a 100-byte
-# send and recv with a 256 KiB buffer, 2.7 us with 64 KiB), more than handling a small
-# event. 64 KiB comes from the heap; a large frame just takes a few more reads.
-_READ_SIZE: Final = 64 * 1024
-
-
-def _tune_reads(transport: object) -> None:
-    if type(getattr(transport, "max_size", None)) is int and transport.max_size > _READ_SIZE:  # type: ignore[attr-defined]
-        transport.max_size = _READ_SIZE  # type: ignore[attr-defined]
+# asyncio's selector transports read into a new 256 KiB buffer for every recv(), and
+# glibc serves a block that size with mmap and munmap until its mmap threshold has
+# risen (measured on this project's machine: 19.8 us for a 100-byte send and recv,
+# against 3.2 us once the threshold is up), more than handling a small event costs.
+# Messages of a few hundred KiB to a few MiB pay the same way, in page faults on fresh
+# mappings. glibc raises the threshold by itself to the size of an mmap-ed block that
+# is freed (mallopt(3), "M_MMAP_THRESHOLD"), as happens sooner or later in any process
+# that handles large messages; freeing one 4 MiB block when eventsock is imported does
+# it before the first read, instead of by chance. Blocks above 4 MiB still come from
+# mmap, and a threshold set explicitly (MALLOC_MMAP_THRESHOLD_) is left alone: glibc
+# then adjusts nothing. Other allocators are not affected.
+_MMAP_THRESHOLD_BLOCK: Final = 4 << 20
+_block = bytearray(_MMAP_THRESHOLD_BLOCK)
+del _block
 
 
 def mount(
@@ -209,7 +212,6 @@ def mount(
             await ws.prepare(request)
         except (web.HTTPException, ConnectionError) as exc:
             return web.json_response({"code": 3, "message": f"Bad request: {exc}"}, status=400)
-        _tune_reads(request.transport)
         await serve(handshake, WebSocket(ws))
         return ws
 
@@ -267,8 +269,6 @@ async def connect(
     except BaseException:
         await session.close()
         raise
-    # aiohttp keeps the connection of a WebSocket where its public API does not show it
-    _tune_reads(getattr(getattr(ws, "_conn", None), "transport", None))
     return WebSocket(ws, session)
 
 

@@ -145,6 +145,7 @@ class Client(HandlerRegistry):
         self.dropped = 0
         # what connect() was asked, reused by every reconnection attempt
         self._url = ""
+        self._engine = ""  # the Engine.IO URL made from _url
         self._auth: Any = None
         self._headers: Any = None
         self._ssl: Any = None
@@ -180,10 +181,12 @@ class Client(HandlerRegistry):
         scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
         if scheme is None or not parts.netloc:
             raise ValueError(f"URL must be http(s):// or ws(s):// with a host, not {url!r}")
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("EIO", "transport")]
-        query += [("EIO", "4"), ("transport", "websocket")]
         path = "/" + self.path.strip("/") + "/"
-        return urlunsplit((scheme, parts.netloc, path, urlencode(query), ""))
+        query = "EIO=4&transport=websocket"
+        if parts.query:
+            kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("EIO", "transport")]
+            query = urlencode([*kept, ("EIO", "4"), ("transport", "websocket")])
+        return urlunsplit((scheme, parts.netloc, path, query, ""))
 
     async def connect(
         self,
@@ -221,11 +224,11 @@ class Client(HandlerRegistry):
             raise RuntimeError("this client is already connected")
         if self._reader is not None:
             await asyncio.shield(self._reader)  # the previous connection's last rites
-        self._engine_url(url)  # check the URL before anything else
+        engine = self._engine_url(url)  # checks the URL before anything else
         wanted = list(
             dict.fromkeys(namespaces if namespaces is not None else sorted(self._handlers))
         )
-        self._url, self._auth, self._headers = url, auth, headers
+        self._url, self._engine, self._auth, self._headers = url, engine, auth, headers
         self._ssl, self._timeout = ssl, timeout
         self._active = wanted or ["/"]
         self._pids.clear()
@@ -256,71 +259,83 @@ class Client(HandlerRegistry):
             raise
 
     async def _attempt(self) -> None:
-        """One connection attempt: open the WebSocket, join every active namespace."""
+        """One connection attempt: open the WebSocket, join every active namespace,
+        all within one ``timeout``."""
         url, timeout = self._url, self._timeout
         auth = await _resolve(self._auth)
         if auth is not None and not isinstance(auth, dict):
             raise TypeError("auth must be a dict (or a callable returning one)")
         headers = await _resolve(self._headers)
-        ws = await open_websocket(
-            self._engine_url(url),
-            headers=headers,
-            ssl=self._ssl,
-            timeout=timeout,
-            max_payload=self.max_payload,
-        )
-        protocol = ClientProtocol(max_payload=self.max_payload)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        phase = "upgrade"
         try:
-            async with asyncio.timeout_at(deadline):
-                first = await ws.receive()
-            if type(first) is Closed:
-                raise ConnectionFailed(
-                    f"the server closed the connection before opening it ({first.error})"
+            async with asyncio.timeout(timeout):  # one timer for the whole attempt
+                ws = await open_websocket(
+                    self._engine,
+                    headers=headers,
+                    ssl=self._ssl,
+                    timeout=None,
+                    max_payload=self.max_payload,
                 )
-            opened = protocol.receive(first)[0]  # type: ignore[arg-type]
-            assert isinstance(opened, Open)
-        except ProtocolError as exc:
-            await ws.close()
-            raise ConnectionFailed(f"{url} is not an Engine.IO v4 server: {exc.reason}") from exc
+                phase = "open"
+                protocol = ClientProtocol(max_payload=self.max_payload)
+                try:
+                    first = await ws.receive()
+                    if type(first) is Closed:
+                        raise ConnectionFailed(
+                            f"the server closed the connection before opening it ({first.error})"
+                        )
+                    opened = protocol.receive(first)[0]  # type: ignore[arg-type]
+                    assert isinstance(opened, Open)
+                except ProtocolError as exc:
+                    await ws.close()
+                    raise ConnectionFailed(
+                        f"{url} is not an Engine.IO v4 server: {exc.reason}"
+                    ) from exc
+                except BaseException:
+                    await ws.close()
+                    raise
+                phase = "namespaces"
+                self._opened = opened
+                self._protocol = protocol
+                self._sids = {}
+                link = self._link = Link(ws, protocol, tasks=self._tasks)
+                self._reset_watchdog()
+                self._reader = loop.create_task(self._read(link))
+                self._pending = {ns: loop.create_future() for ns in self._active}
+                for namespace in self._active:
+                    link.send(protocol.connect(namespace, self._connect_auth(namespace, auth)))
+                try:
+                    if len(self._pending) == 1:
+                        for future in self._pending.values():
+                            await future
+                    else:
+                        await asyncio.gather(*self._pending.values())
+                except BaseException:
+                    link.close("client disconnect")
+                    await asyncio.shield(self._reader)
+                    raise
+                finally:
+                    for future in self._pending.values():
+                        if not future.done():
+                            future.cancel()
+                        elif not future.cancelled():
+                            future.exception()  # mark retrieved: only the first failure is raised
+                    self._pending = {}
         except TimeoutError:
-            await ws.close()
-            raise ConnectionFailed(
-                f"no Engine.IO open packet from {url} within {timeout} s"
-            ) from None
-        except BaseException:
-            await ws.close()
-            raise
-        self._opened = opened
-        self._protocol = protocol
-        self._sids = {}
-        link = self._link = Link(ws, protocol, tasks=self._tasks)
-        self._reset_watchdog()
-        self._reader = loop.create_task(self._read(link))
-        self._pending = {ns: loop.create_future() for ns in self._active}
-        for namespace in self._active:
-            link.send(protocol.connect(namespace, self._connect_auth(namespace, auth)))
-        try:
-            async with asyncio.timeout_at(deadline):
-                await asyncio.gather(*self._pending.values())
-        except BaseException as exc:
-            link.close("client disconnect")
-            await asyncio.shield(self._reader)
-            if isinstance(exc, TimeoutError):
-                raise ConnectionFailed(f"no CONNECT reply from {url} within {timeout} s") from None
-            if isinstance(exc, ConnectionClosed) and not isinstance(exc, ConnectionRefused):
+            if phase == "upgrade":
+                raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from None
+            if phase == "open":
                 raise ConnectionFailed(
-                    f"the connection to {url} ended while connecting: {exc.reason}"
-                ) from exc
-            raise
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.cancel()
-                elif not future.cancelled():
-                    future.exception()  # mark retrieved: only the first failure is raised
-            self._pending = {}
+                    f"no Engine.IO open packet from {url} within {timeout} s"
+                ) from None
+            raise ConnectionFailed(f"no CONNECT reply from {url} within {timeout} s") from None
+        except ConnectionClosed as exc:
+            if phase != "namespaces" or isinstance(exc, ConnectionRefused):
+                raise
+            raise ConnectionFailed(
+                f"the connection to {url} ended while connecting: {exc.reason}"
+            ) from exc
         self._established = link
 
     def _connect_auth(self, namespace: str, auth: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -3,7 +3,6 @@ handshake (with recovery), dispatch, and the :class:`Session` handlers receive."
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -17,6 +16,7 @@ from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
 from .protocol import ServerProtocol
 from .recovery import RECOVERABLE_REASONS, StoredSession
 from .session import Link, check_event_name
+from .timers import Timer
 from .transport import HandshakeRequest, WebSocket
 
 if TYPE_CHECKING:
@@ -186,10 +186,11 @@ class Connection:
         self.protocol = ServerProtocol(max_payload=server.max_payload)
         self.link = Link(ws, self.protocol, tasks=server._tasks)
         self.sessions: dict[str, Session] = {}
-        self._loop = asyncio.get_running_loop()
-        self._ping_handle: asyncio.TimerHandle | None = None
-        self._pong_handle: asyncio.TimerHandle | None = None
-        self._connect_handle: asyncio.TimerHandle | None = None
+        # on the server's shared timers: one asyncio timer for every connection's
+        self._timers = server._timers_now()
+        self._ping_handle: Timer | None = None
+        self._pong_handle: Timer | None = None
+        self._connect_handle: Timer | None = None
         self._connect_expired = False
 
     async def run(self) -> None:
@@ -199,8 +200,10 @@ class Connection:
                 Open(self.eio_sid, server.ping_interval, server.ping_timeout, server.max_payload)
             )
         )
-        self._ping_handle = self._loop.call_later(server.ping_interval, self._send_ping)
-        self._connect_handle = self._loop.call_later(server.connect_timeout, self._connect_timeout)
+        self._ping_handle = self._timers.call_later(server.ping_interval, self._send_ping)
+        self._connect_handle = self._timers.call_later(
+            server.connect_timeout, self._connect_timeout
+        )
         reason = "transport error"
         try:
             reason = await self.link.run(self._on_frame)
@@ -218,14 +221,14 @@ class Connection:
         if not self.link.open:
             return
         self.link.send(PING_FRAME)
-        self._pong_handle = self._loop.call_later(self.server.ping_timeout, self._ping_timeout)
+        self._pong_handle = self._timers.call_later(self.server.ping_timeout, self._ping_timeout)
 
     def _on_pong(self) -> None:
         if self._pong_handle is None:
             return  # an unsolicited pong changes nothing
         self._pong_handle.cancel()
         self._pong_handle = None
-        self._ping_handle = self._loop.call_later(self.server.ping_interval, self._send_ping)
+        self._ping_handle = self._timers.call_later(self.server.ping_interval, self._send_ping)
 
     def _ping_timeout(self) -> None:
         logger.info("closing connection %s: no pong within ping_timeout", self.eio_sid)

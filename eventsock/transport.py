@@ -233,10 +233,11 @@ async def connect(
     *,
     headers: Mapping[str, str] | None,
     ssl: Any,
-    timeout: float,
+    timeout: float | None,
     max_payload: int,
 ) -> WebSocket:
-    """Open a client WebSocket to ``url``.
+    """Open a client WebSocket to ``url`` (within ``timeout`` seconds, unless ``None``:
+    the caller bounds it then).
 
     Raises:
         ConnectionFailed: the connection, the TLS handshake or the HTTP upgrade failed,
@@ -244,17 +245,15 @@ async def connect(
     """
     session = aiohttp.ClientSession()
     try:
-        ws = await asyncio.wait_for(
-            session.ws_connect(
-                url,
-                headers=dict(headers) if headers else None,
-                ssl=ssl if ssl is not None else True,
-                max_msg_size=max_payload,
-                autoping=True,
-                autoclose=True,
-            ),
-            timeout,
+        opening = session.ws_connect(
+            url,
+            headers=dict(headers) if headers else None,
+            ssl=ssl if ssl is not None else True,
+            max_msg_size=max_payload,
+            autoping=True,
+            autoclose=True,
         )
+        ws = await (opening if timeout is None else asyncio.wait_for(opening, timeout))
     except TimeoutError as exc:
         await session.close()
         raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from exc

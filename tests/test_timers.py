@@ -1,0 +1,93 @@
+"""Shared timers (eventsock.timers.Timers): FIFOs by delay behind one asyncio timer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from eventsock.timers import Timers
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def test_timers_fire_in_time_order_across_delays() -> None:
+    loop = asyncio.get_running_loop()
+    timers = Timers(loop)
+    fired: list[tuple[str, float]] = []
+    done = asyncio.Event()
+    started = loop.time()
+
+    def note(name: str) -> None:
+        fired.append((name, loop.time() - started))
+        if len(fired) == 4:
+            done.set()
+
+    timers.call_later(0.12, note, "slow")
+    timers.call_later(0.03, note, "fast 1")  # armed after, due before: re-arms earlier
+    timers.call_later(0.03, note, "fast 2")
+    timers.call_later(0.06, note, "middle")
+    await asyncio.wait_for(done.wait(), 5)
+    assert [name for name, _ in fired] == ["fast 1", "fast 2", "middle", "slow"]
+    for (name, at), due in zip(fired, (0.03, 0.03, 0.06, 0.12), strict=True):
+        assert at >= due - 0.002, (name, at)
+    assert len(timers) == 0
+
+
+async def test_cancelled_timers_never_fire_and_are_dropped() -> None:
+    loop = asyncio.get_running_loop()
+    timers = Timers(loop)
+    fired: list[int] = []
+    done = asyncio.Event()
+    handles = [timers.call_later(0.02, fired.append, n) for n in range(100)]
+    for handle in handles[::2]:
+        handle.cancel()
+    timers.call_later(0.03, done.set)
+    await asyncio.wait_for(done.wait(), 5)
+    assert fired == list(range(1, 100, 2))
+    assert len(timers) == 0
+
+
+async def test_a_callback_may_cancel_or_arm_others(caplog: pytest.LogCaptureFixture) -> None:
+    loop = asyncio.get_running_loop()
+    timers = Timers(loop)
+    fired: list[str] = []
+    done = asyncio.Event()
+    second = None
+
+    def first() -> None:
+        fired.append("first")
+        assert second is not None
+        second.cancel()  # due in the same round: must not run
+        timers.call_later(0.01, last)
+
+    def failing() -> None:
+        raise RuntimeError("boom")
+
+    def last() -> None:
+        fired.append("last")
+        done.set()
+
+    timers.call_later(0.02, first)
+    second = timers.call_later(0.02, fired.append, "second")
+    timers.call_later(0.02, failing)
+    with caplog.at_level(logging.ERROR, logger="eventsock"):
+        await asyncio.wait_for(done.wait(), 5)
+    assert fired == ["first", "last"]
+    assert "timer callback" in caplog.text
+    assert "boom" in caplog.text
+
+
+async def test_close_drops_everything() -> None:
+    loop = asyncio.get_running_loop()
+    timers = Timers(loop)
+    fired: list[int] = []
+    for n in range(10):
+        timers.call_later(0.01, fired.append, n)
+    timers.close()
+    assert len(timers) == 0
+    later = loop.create_future()
+    loop.call_later(0.05, later.set_result, None)
+    await later
+    assert fired == []

@@ -28,6 +28,7 @@ from .handlers import HandlerRegistry
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .protocol import ClientProtocol
 from .session import Link, check_event_name, run_detached, settle
+from .timers import Timer, timers_for
 from .transport import Closed
 from .transport import connect as open_websocket
 
@@ -157,7 +158,7 @@ class Client(HandlerRegistry):
         self._reader: asyncio.Task[None] | None = None
         self._established: Link | None = None
         self._opened: Open | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
+        self._watchdog: Timer | None = None
         self._pending: dict[str, asyncio.Future[str]] = {}
         self._sids: dict[str, str] = {}
         # recovery, per namespace
@@ -356,7 +357,7 @@ class Client(HandlerRegistry):
         opened, link = self._opened, self._link
         if opened is None or link is None:
             return
-        self._watchdog = asyncio.get_running_loop().call_later(
+        self._watchdog = timers_for(asyncio.get_running_loop()).call_later(
             opened.ping_interval + opened.ping_timeout, self._ping_timeout, link
         )
 

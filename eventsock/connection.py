@@ -3,6 +3,7 @@ handshake (with recovery), dispatch, and the :class:`Session` handlers receive."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,7 @@ from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
 from .protocol import ServerProtocol
 from .recovery import RECOVERABLE_REASONS, StoredSession
 from .session import Link, check_event_name
-from .timers import Timer
+from .timers import Timer, timers_for
 from .transport import HandshakeRequest, WebSocket
 
 if TYPE_CHECKING:
@@ -186,8 +187,8 @@ class Connection:
         self.protocol = ServerProtocol(max_payload=server.max_payload)
         self.link = Link(ws, self.protocol, tasks=server._tasks)
         self.sessions: dict[str, Session] = {}
-        # on the server's shared timers: one asyncio timer for every connection's
-        self._timers = server._timers_now()
+        # on the loop's shared timers: one asyncio timer for every connection's
+        self._timers = timers_for(asyncio.get_running_loop())
         self._ping_handle: Timer | None = None
         self._pong_handle: Timer | None = None
         self._connect_handle: Timer | None = None

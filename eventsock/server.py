@@ -28,7 +28,6 @@ from .node import Node
 from .recovery import Recovery, ReplayLog, SessionStore
 from .rooms import Rooms
 from .session import ack_args, ack_result, check_event_name, settle
-from .timers import Timers
 from .transport import (
     CLOSE_GOING_AWAY,
     HandshakeRequest,
@@ -119,7 +118,6 @@ class Server(HandlerRegistry):
         self._store = SessionStore(recovery) if recovery is not None else None
         self._clock: Callable[[], float] = time.monotonic
         self._connections: dict[Connection, asyncio.Task[Any]] = {}
-        self._timers: Timers | None = None
         self._sessions: dict[str, Session] = {}
         self._rooms: dict[str, Rooms] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -212,8 +210,6 @@ class Server(HandlerRegistry):
 
     async def _stop(self) -> None:
         await self._close_connections()
-        if self._timers is not None:
-            self._timers.close()
         if self._backend_started:
             self._backend_started = False
             await self.backend.stop()
@@ -265,15 +261,6 @@ class Server(HandlerRegistry):
         if self._closing:
             return 503, {"code": 3, "message": "Server shutting down"}
         return None
-
-    def _timers_now(self) -> Timers:
-        """The heartbeat and connect timers of this server's connections, on the
-        running loop (one asyncio timer for all of them)."""
-        loop = asyncio.get_running_loop()
-        timers = self._timers
-        if timers is None or timers.loop is not loop:
-            timers = self._timers = Timers(loop)
-        return timers
 
     async def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> None:
         conn = Connection(self, ws, request)

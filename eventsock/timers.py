@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
-__all__ = ["Timer", "Timers"]
+__all__ = ["Timer", "Timers", "timers_for"]
 
 logger = logging.getLogger("eventsock")
 
@@ -40,56 +41,66 @@ class Timer:
 
     def cancel(self) -> None:
         self.cancelled = True
-        self.args = ()  # drop references early: the entry may wait a while to be dropped
+        # drop references at once: the entry waits in its FIFO until it comes due
+        self.callback = _nothing
+        self.args = ()
 
 
 class Timers:
-    """FIFOs of timers by delay, behind one asyncio timer, for one event loop."""
+    """FIFOs of timers by delay, behind one asyncio timer, for one event loop.
 
-    __slots__ = ("_handle", "_loop", "_queues", "_when")
+    Use :func:`timers_for` to get the one shared by everything on a loop. It holds its
+    loop weakly and keeps no handle of the asyncio timer it arms (a superseded timer
+    finds it has nothing to do), so a closed loop is never kept alive by it.
+    """
+
+    __slots__ = ("__weakref__", "_armed", "_generation", "_loop", "_queues", "_when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        try:
+            self._loop: Callable[[], asyncio.AbstractEventLoop | None] = weakref.ref(loop)
+        except TypeError:  # a loop type without weak references
+            self._loop = lambda: loop
         self._queues: dict[float, deque[Timer]] = {}
-        self._handle: asyncio.TimerHandle | None = None
+        self._armed = False
+        self._generation = 0  # of the asyncio timer that counts
         self._when = 0.0
 
     def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> Timer:
         """Call ``callback(*args)`` in ``delay`` seconds, unless cancelled first."""
-        timer = Timer(self._loop.time() + delay, callback, args)
+        loop = self._loop()
+        assert loop is not None
+        timer = Timer(loop.time() + delay, callback, args)
         queue = self._queues.get(delay)
         if queue is None:
             queue = self._queues[delay] = deque()
         queue.append(timer)
-        if self._handle is None or timer.when < self._when:
-            self._arm(timer.when)
+        if not self._armed or timer.when < self._when:
+            self._arm(loop, timer.when)
         return timer
 
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop these timers run on."""
-        return self._loop
-
     def close(self) -> None:
-        """Drop every timer (their owner has stopped)."""
+        """Drop every timer."""
         self._queues.clear()
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._armed = False
+        self._generation += 1
 
     def __len__(self) -> int:
         """Timers waiting, cancelled ones not yet dropped included."""
         return sum(len(queue) for queue in self._queues.values())
 
-    def _arm(self, when: float) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._armed = True
         self._when = when
-        self._handle = self._loop.call_at(when, self._run)
+        self._generation += 1
+        loop.call_at(when, self._run, self._generation)
 
-    def _run(self) -> None:
-        self._handle = None
-        now = self._loop.time() + _RESOLUTION
+    def _run(self, generation: int) -> None:
+        loop = self._loop()
+        if generation != self._generation or loop is None:
+            return  # superseded by an earlier one, or closed
+        self._armed = False
+        now = loop.time() + _RESOLUTION
         due: list[Timer] = []
         earliest: float | None = None
         for delay, queue in list(self._queues.items()):
@@ -105,7 +116,7 @@ class Timers:
             elif earliest is None or queue[0].when < earliest:
                 earliest = queue[0].when
         if earliest is not None:
-            self._arm(earliest)
+            self._arm(loop, earliest)
         due.sort(key=_when)
         for timer in due:
             if timer.cancelled:  # an earlier callback of this round cancelled it
@@ -115,6 +126,25 @@ class Timers:
                 timer.callback(*timer.args)
             except Exception:
                 logger.exception("timer callback %r raised", timer.callback)
+
+
+_shared: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Timers] = weakref.WeakKeyDictionary()
+
+
+def timers_for(loop: asyncio.AbstractEventLoop) -> Timers:
+    """The timers shared by everything eventsock runs on ``loop``."""
+    timers = _shared.get(loop)
+    if timers is None:
+        timers = Timers(loop)
+        try:
+            _shared[loop] = timers
+        except TypeError:  # a loop that cannot be weakly referenced: unshared
+            pass
+    return timers
+
+
+def _nothing(*args: Any) -> None:
+    pass
 
 
 def _when(timer: Timer) -> float:

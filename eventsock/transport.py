@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import aiohttp
 from aiohttp import web
@@ -65,9 +66,9 @@ class WebSocket:
 
     __slots__ = ("_session", "_ws")
 
-    def __init__(self, ws: _AiohttpWS, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(self, ws: _AiohttpWS, session: _SharedSession | None = None) -> None:
         self._ws = ws
-        self._session = session
+        self._session = session  # a client's: released when the WebSocket closes
 
     async def receive(self) -> str | bytes | Closed:
         """The next data frame, or :class:`Closed` once the WebSocket has ended."""
@@ -142,8 +143,9 @@ class WebSocket:
         except Exception:  # noqa: S110 - closing a broken socket has nothing left to report
             pass
         finally:
-            if self._session is not None:
-                await self._session.close()
+            session, self._session = self._session, None
+            if session is not None:
+                await session.release()
 
     @property
     def closed(self) -> bool:
@@ -243,9 +245,9 @@ async def connect(
         ConnectionFailed: the connection, the TLS handshake or the HTTP upgrade failed,
             or did not finish within ``timeout`` seconds.
     """
-    session = aiohttp.ClientSession()
+    session = _SharedSession.acquire()
     try:
-        opening = session.ws_connect(
+        opening = session.http.ws_connect(
             url,
             headers=dict(headers) if headers else None,
             ssl=ssl if ssl is not None else True,
@@ -255,20 +257,62 @@ async def connect(
         )
         ws = await (opening if timeout is None else asyncio.wait_for(opening, timeout))
     except TimeoutError as exc:
-        await session.close()
+        await session.release()
         raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from exc
     except aiohttp.WSServerHandshakeError as exc:
-        await session.close()
+        await session.release()
         raise ConnectionFailed(
             f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.message}"
         ) from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        await session.close()
+        await session.release()
         raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
     except BaseException:
-        await session.close()
+        await session.release()
         raise
     return WebSocket(ws, session)
+
+
+class _SharedSession:
+    """The aiohttp session that every client WebSocket open on one loop shares.
+
+    A session of its own per connection would cost each client some 50 objects
+    (connector, cookie jar, their maps and queues) for as long as it is connected, and
+    tens of microseconds to make and close. Nothing in one is per client: headers and
+    TLS settings go with each request, a WebSocket leaves the connection pool once
+    upgraded, and cookies were never kept between attempts (so none are kept at all:
+    a dummy jar). The session is made for the first WebSocket and closed with the last.
+    """
+
+    __slots__ = ("http", "users")
+
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedSession]] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self) -> None:
+        self.http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),  # no cap on WebSockets at once
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        self.users = 0
+
+    @classmethod
+    def acquire(cls) -> _SharedSession:
+        loop = asyncio.get_running_loop()
+        shared = cls._by_loop.get(loop)
+        if shared is None:
+            shared = cls._by_loop[loop] = cls()
+        shared.users += 1
+        return shared
+
+    async def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            loop = asyncio.get_running_loop()
+            if self._by_loop.get(loop) is self:
+                del self._by_loop[loop]
+            await self.http.close()
 
 
 def new_application() -> web.Application:

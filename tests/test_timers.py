@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from eventsock.timers import Timers
+from eventsock.timers import Timers, timers_for
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -91,3 +91,28 @@ async def test_close_drops_everything() -> None:
     loop.call_later(0.05, later.set_result, None)
     await later
     assert fired == []
+
+
+def test_the_shared_timers_never_keep_a_closed_loop_alive() -> None:
+    import gc
+    import weakref
+
+    loop = asyncio.new_event_loop()
+    try:
+        timers = timers_for(loop)
+        assert timers_for(loop) is timers  # one per loop
+        timers.call_later(3600.0, print, "never")  # armed, with a far deadline
+    finally:
+        loop.close()
+    dead = weakref.ref(loop)
+    del loop, timers
+    gc.collect()
+    assert dead() is None
+
+
+async def test_each_loop_has_its_own_timers() -> None:
+    other = asyncio.new_event_loop()
+    try:
+        assert timers_for(other) is not timers_for(asyncio.get_running_loop())
+    finally:
+        other.close()

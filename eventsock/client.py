@@ -280,6 +280,16 @@ class Client(HandlerRegistry):
                 )
                 phase = "open"
                 protocol = ClientProtocol(max_payload=self.max_payload)
+                link = Link(ws, protocol, tasks=self._tasks)
+                # The CONNECTs go out at once, before the server's open packet is read:
+                # an Engine.IO server sends its open packet as soon as the WebSocket is
+                # up, before it reads anything, so this changes nothing for it and
+                # saves the client a turn of the loop and the wait for that packet
+                # (socket.io-client waits for it; socket.io, python-socketio and
+                # eventsock servers are tested with both).
+                pending = {ns: loop.create_future() for ns in self._active}
+                for namespace in self._active:
+                    link.send(protocol.connect(namespace, self._connect_auth(namespace, auth)))
                 try:
                     first = await ws.receive()
                     if type(first) is Closed:
@@ -300,12 +310,10 @@ class Client(HandlerRegistry):
                 self._opened = opened
                 self._protocol = protocol
                 self._sids = {}
-                link = self._link = Link(ws, protocol, tasks=self._tasks)
+                self._link = link
                 self._reset_watchdog()
                 self._reader = loop.create_task(self._read(link))
-                self._pending = {ns: loop.create_future() for ns in self._active}
-                for namespace in self._active:
-                    link.send(protocol.connect(namespace, self._connect_auth(namespace, auth)))
+                self._pending = pending
                 try:
                     if len(self._pending) == 1:
                         for future in self._pending.values():

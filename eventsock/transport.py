@@ -9,6 +9,7 @@ aiohttp's errors are translated here, and only here, with the cause chained.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -300,9 +301,12 @@ class _SharedSession:
     @classmethod
     def acquire(cls) -> _SharedSession:
         loop = asyncio.get_running_loop()
-        shared = cls._by_loop.get(loop)
-        if shared is None:
-            shared = cls._by_loop[loop] = cls()
+        try:
+            shared = cls._by_loop.get(loop)
+            if shared is None:
+                shared = cls._by_loop[loop] = cls()
+        except TypeError:  # a loop type without weak references: a session of its own
+            shared = cls()
         shared.users += 1
         return shared
 
@@ -310,8 +314,9 @@ class _SharedSession:
         self.users -= 1
         if self.users == 0:
             loop = asyncio.get_running_loop()
-            if self._by_loop.get(loop) is self:
-                del self._by_loop[loop]
+            with contextlib.suppress(TypeError):
+                if self._by_loop.get(loop) is self:
+                    del self._by_loop[loop]
             await self.http.close()
 
 

@@ -169,9 +169,10 @@ class Client(HandlerRegistry):
         self._reconnector: asyncio.Task[None] | None = None
         self._buffers: dict[str, deque[bytes]] = {}
         self._closing = False
-        self._done = asyncio.Event()
-        self._done.set()
-        self._changed = asyncio.Event()
+        # made when someone waits: most clients never do, and each is two objects more
+        self._finished = True  # disconnected for good (or never connected)
+        self._done: asyncio.Event | None = None  # set while _finished, for wait()
+        self._changed: asyncio.Event | None = None  # set (and dropped) on every change
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cleanup: set[asyncio.Task[Any]] = set()
 
@@ -236,7 +237,9 @@ class Client(HandlerRegistry):
         self._offsets.clear()
         self._recovered.clear()
         self._closing = False
-        self._done.clear()
+        self._finished = False
+        if self._done is not None:
+            self._done.clear()
         self.backoff.reset()
         attempt = 0
         try:
@@ -442,13 +445,16 @@ class Client(HandlerRegistry):
             self.dropped += lost
             logger.warning("%d buffered event(s) dropped: the client is disconnected", lost)
         self._buffers.clear()
-        self._done.set()
+        self._finished = True
+        if self._done is not None:
+            self._done.set()
         self._notify()
 
     def _notify(self) -> None:
         """Wake the calls waiting for a namespace to (re)connect."""
-        self._changed.set()
-        self._changed = asyncio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     def _fire(self, event: str, *args: Any) -> None:
         """Run a connection-level lifecycle handler, on every namespace that has one."""
@@ -639,6 +645,8 @@ class Client(HandlerRegistry):
         deadline = loop.time() + timeout
         link = self._live(namespace)
         while link is None:
+            if self._changed is None:
+                self._changed = asyncio.Event()
             changed = self._changed
             try:
                 async with asyncio.timeout_at(deadline):
@@ -713,6 +721,10 @@ class Client(HandlerRegistry):
     async def wait(self) -> None:
         """Wait until the client is disconnected for good: its own ``disconnect()``,
         a server disconnect, or a drop it does not (or no longer) reconnect after."""
+        if self._done is None:
+            self._done = asyncio.Event()
+            if self._finished:
+                self._done.set()
         await self._done.wait()
 
     async def __aenter__(self) -> Client:

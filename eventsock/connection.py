@@ -195,18 +195,25 @@ class Connection:
         self._connect_expired = False
 
     async def run(self) -> None:
+        """Serve the connection until it ends (awaited by the endpoint's task)."""
         server = self.server
-        self.link.send(
-            encode_open(
-                Open(self.eio_sid, server.ping_interval, server.ping_timeout, server.max_payload)
-            )
-        )
-        self._ping_handle = self._timers.call_later(server.ping_interval, self._send_ping)
-        self._connect_handle = self._timers.call_later(
-            server.connect_timeout, self._connect_timeout
-        )
+        # the task serving it is what shutdown waits for: no extra object per connection
+        task = asyncio.current_task()
+        assert task is not None
+        server._connections[self] = task
         reason = "transport error"
         try:
+            self.link.send(
+                encode_open(
+                    Open(
+                        self.eio_sid, server.ping_interval, server.ping_timeout, server.max_payload
+                    )
+                )
+            )
+            self._ping_handle = self._timers.call_later(server.ping_interval, self._send_ping)
+            self._connect_handle = self._timers.call_later(
+                server.connect_timeout, self._connect_timeout
+            )
             reason = await self.link.run(self._on_frame)
         finally:
             for handle in (self._ping_handle, self._pong_handle, self._connect_handle):
@@ -214,6 +221,7 @@ class Connection:
                     handle.cancel()
             for session in list(self.sessions.values()):
                 self._end_session(session, reason)
+            del server._connections[self]
 
     # -- heartbeat -------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 from urllib.parse import urlsplit
 
@@ -262,16 +262,10 @@ class Server(HandlerRegistry):
             return 503, {"code": 3, "message": "Server shutting down"}
         return None
 
-    async def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> None:
-        conn = Connection(self, ws, request)
-        # the task serving it is what shutdown waits for: no extra object per connection
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections[conn] = task
-        try:
-            await conn.run()
-        finally:
-            del self._connections[conn]
+    def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> Awaitable[None]:
+        # the connection's own run() is what the endpoint awaits: one frame less per
+        # connection for as long as it lives
+        return Connection(self, ws, request).run()
 
     # -- state -----------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ class Link:
         self._abort = False
         self._sending = False  # the writer task is finishing a write that had to wait
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
-        self._deadlines = Deadlines(self._loop)  # one timer for all the calls in flight
+        self._deadlines: Deadlines | None = None  # one timer for its calls, made at the first
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
 
@@ -243,7 +243,8 @@ class Link:
             assert self._closed is not None
             await asyncio.shield(self._closed)
             self.fail_acks(None, self.close_reason or "connection closed")
-            self._deadlines.clear()
+            if self._deadlines is not None:
+                self._deadlines.clear()
         return self.close_reason or "transport close"
 
     # -- acks ------------------------------------------------------------------------
@@ -260,7 +261,10 @@ class Link:
         future: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
         key = (namespace, ack_id)
         self._acks[key] = future  # before sending: the ack may come back at once
-        self._deadlines.add(future, timeout, event, namespace)
+        deadlines = self._deadlines
+        if deadlines is None:
+            deadlines = self._deadlines = Deadlines(self._loop)
+        deadlines.add(future, timeout, event, namespace)
         try:
             self.send(frame)
             return ack_result(await future)

@@ -110,6 +110,14 @@ async def stop(proc: Process, signum: signal.Signals) -> None:
     assert err == b""
 
 
+@exercises("uvloop_server.py")
+async def test_uvloop_example() -> None:
+    code, out, err = await run("uvloop_server.py")
+    assert code == 0, err
+    assert err == ""
+    assert out.splitlines() == ["echoed: {'on': 'uvloop'}"]
+
+
 @exercises("demo.py")
 async def test_demo() -> None:
     code, out, err = await run("demo.py")

@@ -10,10 +10,14 @@ from .exceptions import (
     ConnectionRefused,
     EncodeError,
     EventsockError,
+    InternalError,
+    InvalidArguments,
     InvalidHandler,
     NotConnected,
     ProtocolError,
+    RemoteError,
     SendBufferFull,
+    UnknownEvent,
 )
 from .handlers import Namespace
 from .recovery import Recovery
@@ -28,15 +32,19 @@ __all__ = [
     "ConnectionRefused",
     "EncodeError",
     "EventsockError",
+    "InternalError",
+    "InvalidArguments",
     "InvalidHandler",
     "Namespace",
     "NotConnected",
     "ProtocolError",
     "Recovery",
+    "RemoteError",
     "SendBufferFull",
     "Server",
     "Session",
     "SessionInfo",
+    "UnknownEvent",
 ]
 
 __version__ = "0.1.0"

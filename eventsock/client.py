@@ -94,6 +94,8 @@ class Client(HandlerRegistry):
         buffer_overflow: what ``emit()`` does when that buffer is full: ``"drop_oldest"``
             drops the oldest buffered event (counted in :attr:`dropped`, logged), and
             ``"raise"`` raises :class:`~eventsock.SendBufferFull`.
+        debug: whether a client handler's unexpected exception is described to the
+            server that called it (type, message, traceback); off by default.
 
     Example:
         ```python
@@ -126,6 +128,7 @@ class Client(HandlerRegistry):
         randomization_factor: float = 0.5,
         buffer_size: int = 1000,
         buffer_overflow: Literal["drop_oldest", "raise"] = "drop_oldest",
+        debug: bool = False,
     ) -> None:
         super().__init__()
         if reconnection_attempts is not None and reconnection_attempts < 0:
@@ -141,6 +144,7 @@ class Client(HandlerRegistry):
         self.backoff = Backoff(reconnection_delay, reconnection_delay_max, randomization_factor)
         self.buffer_size = buffer_size
         self.buffer_overflow = buffer_overflow
+        self.debug = debug
         #: Events dropped instead of sent: volatile emits while disconnected, buffer
         #: overflow, and what was still buffered when reconnection gave up.
         self.dropped = 0
@@ -283,7 +287,7 @@ class Client(HandlerRegistry):
                 )
                 phase = "open"
                 protocol = ClientProtocol(max_payload=self.max_payload)
-                link = Link(ws, protocol, tasks=self._tasks)
+                link = Link(ws, protocol, tasks=self._tasks, debug=self.debug)
                 # The CONNECTs go out at once, before the server's open packet is read:
                 # an Engine.IO server sends its open packet as soon as the WebSocket is
                 # up, before it reads anything, so this changes nothing for it and

@@ -11,13 +11,17 @@ EventsockError
 │   └── NotConnected       an operation named a namespace that is not connected
 ├── SendBufferFull         emit() while reconnecting found the send buffer full
 ├── ClusterUnavailable     a cluster-wide request could not reach the other server nodes
-└── AckTimeout             (also TimeoutError) no acknowledgement arrived within the timeout
+├── AckTimeout             (also TimeoutError) no acknowledgement arrived within the timeout
+└── RemoteError            the peer's handler answered a call with an error (code, message, data)
+    ├── InvalidArguments   the call's arguments do not fit the handler
+    ├── UnknownEvent       no handler for the event on the peer
+    └── InternalError      the peer's handler failed unexpectedly
 ```
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "AckTimeout",
@@ -27,10 +31,14 @@ __all__ = [
     "ConnectionRefused",
     "EncodeError",
     "EventsockError",
+    "InternalError",
+    "InvalidArguments",
     "InvalidHandler",
     "NotConnected",
     "ProtocolError",
+    "RemoteError",
     "SendBufferFull",
+    "UnknownEvent",
 ]
 
 
@@ -102,3 +110,47 @@ class ClusterUnavailable(EventsockError):
 
 class AckTimeout(EventsockError, TimeoutError):
     """Raised by ``call()`` when the peer's acknowledgement does not arrive in time."""
+
+
+class RemoteError(EventsockError):
+    """A call answered with an error instead of a result.
+
+    Raise it (or a subclass) in a handler to answer the caller with an error: the
+    caller's ``call()`` raises the same class with the same ``code``, ``message`` and
+    ``data``. On the wire it is an ordinary ack holding one error object, documented
+    in the errors guide, which any Socket.IO client can recognise.
+
+    Attributes:
+        code: a short machine-readable string (``"not_found"``); each subclass has its
+            own, and a plain ``RemoteError`` defaults to ``"error"``.
+        message: words for a person.
+        data: any msgpack value with details, or ``None``.
+    """
+
+    #: The code of errors of this class; the built-in ones are reserved for them.
+    default_code: ClassVar[str] = "error"
+
+    def __init__(self, message: str = "", *, code: str | None = None, data: Any = None) -> None:
+        self.code = code if code is not None else self.default_code
+        self.message = message
+        self.data = data
+        super().__init__(f"{self.code}: {message}" if message else self.code)
+
+
+class InvalidArguments(RemoteError):
+    """The call's arguments do not fit the handler's parameters."""
+
+    default_code = "invalid_arguments"
+
+
+class UnknownEvent(RemoteError):
+    """The peer has no handler for the event called."""
+
+    default_code = "unknown_event"
+
+
+class InternalError(RemoteError):
+    """The peer's handler raised an unexpected exception (its details stay there, in
+    its log, unless the peer runs with ``debug=True``)."""
+
+    default_code = "internal_error"

@@ -22,10 +22,18 @@ from .cluster import (
 )
 from .codec import encode_event, pack_map
 from .connection import Connection, Session, SessionInfo, as_rooms, new_id
-from .exceptions import AckTimeout, ClusterUnavailable, ConnectionClosed, EncodeError, NotConnected
+from .exceptions import (
+    AckTimeout,
+    ClusterUnavailable,
+    ConnectionClosed,
+    EncodeError,
+    NotConnected,
+    RemoteError,
+)
 from .handlers import F, HandlerRegistry, make_handler
 from .node import Node
 from .recovery import Recovery, ReplayLog, SessionStore
+from .remote import error_args, raise_for_error
 from .rooms import Rooms
 from .session import ack_args, ack_result, check_event_name, settle
 from .transport import (
@@ -73,6 +81,9 @@ class Server(HandlerRegistry):
         recovery: connection state recovery options (:class:`Recovery`); off by
             default. With it on, events without an ack carry an offset as their last
             argument, which eventsock and socket.io clients understand.
+        debug: whether a handler's unexpected exception is described to the caller
+            (its type, message and traceback in the ``internal_error`` answer); off by
+            default, when the caller learns only that the call failed. For development.
 
     Example:
         ```python
@@ -101,6 +112,7 @@ class Server(HandlerRegistry):
         allowed_origins: OriginPolicy = None,
         recovery: Recovery | None = None,
         backend: Backend | None = None,
+        debug: bool = False,
     ) -> None:
         super().__init__()
         if ping_interval <= 0 or ping_timeout <= 0 or connect_timeout <= 0:
@@ -114,6 +126,7 @@ class Server(HandlerRegistry):
         self.connect_timeout = float(connect_timeout)
         self._origin_allowed = self._origin_policy(allowed_origins)
         self.recovery = recovery
+        self.debug = debug
         self._log = ReplayLog(recovery) if recovery is not None else None
         self._store = SessionStore(recovery) if recovery is not None else None
         self._clock: Callable[[], float] = time.monotonic
@@ -388,6 +401,7 @@ class Server(HandlerRegistry):
             NotConnected: no session ``to`` is connected to ``namespace``.
             AckTimeout: no ack arrived within ``timeout`` seconds.
             ConnectionClosed: the connection ended before the ack arrived.
+            RemoteError: the client answered with an error (its subclass by code).
         """
         check_event_name(event)
         session = self._sessions.get(to)
@@ -400,6 +414,7 @@ class Server(HandlerRegistry):
         for sid, ok, value in results:
             if sid == to:
                 if ok:
+                    raise_for_error(tuple(value))
                     return ack_result(tuple(value))
                 if value == "timeout":
                     raise AckTimeout(f"no ack for {event!r} from {to} within {timeout} s")
@@ -418,7 +433,9 @@ class Server(HandlerRegistry):
     ) -> dict[str, Any]:
         """Call every session in ``to`` (rooms or ids; the whole namespace when
         omitted) on every node, and return the acks that arrived within ``timeout``,
-        by session id. Sessions that did not answer in time are left out.
+        by session id. Sessions that did not answer in time are left out; one that
+        answered with an error has the :class:`~eventsock.RemoteError` ``call()``
+        would have raised as its value.
         """
         check_event_name(event)
         targets = as_rooms(to)
@@ -438,7 +455,12 @@ class Server(HandlerRegistry):
         answers: dict[str, Any] = {}
         for sid, ok, value in [*await local, *remote]:
             if ok:
-                answers[sid] = ack_result(tuple(value))
+                try:
+                    raise_for_error(tuple(value))
+                except RemoteError as exc:
+                    answers[sid] = exc  # an error answer, as the exception call() raises
+                else:
+                    answers[sid] = ack_result(tuple(value))
         return answers
 
     async def _call_local(
@@ -465,6 +487,8 @@ class Server(HandlerRegistry):
                     True,
                     list(ack_args(await link.call(session.namespace, event, args, timeout))),
                 ]
+            except RemoteError as exc:
+                return [session.id, True, list(error_args(exc))]  # travels as it came
             except AckTimeout:
                 return [session.id, False, "timeout"]
             except ConnectionClosed as exc:

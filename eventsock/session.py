@@ -26,10 +26,19 @@ from typing import Any, Final
 
 from .codec import encode_ack, encode_event
 from .eager import PENDING, FirstStep, resume, step
-from .exceptions import AckTimeout, ConnectionClosed, ProtocolError
+from .exceptions import (
+    AckTimeout,
+    ConnectionClosed,
+    InternalError,
+    InvalidArguments,
+    ProtocolError,
+    RemoteError,
+    UnknownEvent,
+)
 from .handlers import Handler, HandlerRegistry
 from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
+from .remote import error_args, is_error_object, raise_for_error
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
 __all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached", "settle"]
@@ -81,6 +90,7 @@ class Link:
         protocol: ServerProtocol | ClientProtocol,
         *,
         tasks: set[asyncio.Task[Any]],
+        debug: bool = False,
     ) -> None:
         self.ws = ws
         self.protocol = protocol
@@ -101,6 +111,8 @@ class Link:
         self._deadlines: Deadlines | None = None  # one timer for its calls, made at the first
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
+        #: Whether error answers carry an unexpected exception's details.
+        self.debug = debug
 
     # -- writing ---------------------------------------------------------------------
 
@@ -255,6 +267,7 @@ class Link:
         Raises:
             AckTimeout: no ack within ``timeout`` seconds.
             ConnectionClosed: the connection or namespace ended first.
+            RemoteError: the peer answered with an error (its subclass by code).
         """
         ack_id = self.protocol.next_ack_id(namespace)
         frame = encode_event(event, args, namespace, ack_id)
@@ -267,9 +280,11 @@ class Link:
         deadlines.add(future, timeout, event, namespace)
         try:
             self.send(frame)
-            return ack_result(await future)
+            answer = await future
         finally:
             self._acks.pop(key, None)
+        raise_for_error(answer)
+        return ack_result(answer)
 
     def resolve_ack(self, packet: Ack) -> None:
         """Deliver an ACK to its call; an unknown or late id is ignored."""
@@ -293,19 +308,38 @@ class Link:
 
     def dispatch_event(self, registry: HandlerRegistry, packet: Event, *leading: Any) -> None:
         """Find the handler for an EVENT (or the catch-all) and run it with ``leading``
-        arguments (the session, on the server) before the event's own; an event whose
-        arguments do not fit the handler's signature is logged and dropped."""
+        arguments (the session, on the server) before the event's own.
+
+        An event with no handler, or whose arguments do not fit the handler's
+        signature, is logged and dropped; when it asked for an ack, the caller is
+        answered with an ``unknown_event`` or ``invalid_arguments`` error."""
         handler, catch_all = registry.lookup(packet.namespace, packet.name)
         if handler is None:
             logger.debug("no handler for event %r on %r", packet.name, packet.namespace)
+            if packet.id is not None:
+                self.send_error(
+                    packet.namespace,
+                    packet.id,
+                    UnknownEvent(f"no handler for {packet.name!r} on {packet.namespace!r}"),
+                )
             return
         if not handler.accepts(len(packet.args) + catch_all):
-            logger.error(
+            logger.warning(
                 "event %s dropped: it has %d argument(s), its handler takes %s",
                 f"{packet.name!r} on {packet.namespace!r}",
                 len(packet.args),
                 handler.describe(),
             )
+            if packet.id is not None:
+                self.send_error(
+                    packet.namespace,
+                    packet.id,
+                    InvalidArguments(
+                        f"{packet.name!r} takes {handler.describe()} argument(s),"
+                        f" not {len(packet.args)}",
+                        data={"expected": handler.describe(), "received": len(packet.args)},
+                    ),
+                )
             return
         if catch_all:
             args = (*leading, packet.name, *packet.args)
@@ -323,7 +357,8 @@ class Link:
         *,
         tasks: set[asyncio.Task[Any]] | None = None,
     ) -> None:
-        """Run a handler for an event; its return value becomes the ack when asked.
+        """Run a handler for an event; its return value becomes the ack when asked,
+        and what it raises an error answer (see :meth:`handler_failed`).
 
         Every handler starts at once, in its own copy of the context. An async handler
         that suspends goes on as a task kept in ``tasks`` (the owner's handler tasks by
@@ -352,8 +387,8 @@ class Link:
             result, yielded = step(self._loop, coro, context, stand_in)
         except asyncio.CancelledError:
             return  # the handler cancelled itself: no ack, as for a cancelled task
-        except Exception:
-            logger.exception("handler for %r raised", label)
+        except Exception as exc:
+            self.handler_failed(exc, namespace, ack_id, label)
             return
         if yielded is PENDING:
             if ack_id is not None:
@@ -375,8 +410,12 @@ class Link:
         ack_id: int | None,
         label: str,
     ) -> None:
-        result = _call(handler, args, label)
-        if ack_id is not None and result is not _FAILED:
+        try:
+            result = handler.func(*args)
+        except Exception as exc:
+            self.handler_failed(exc, namespace, ack_id, label)
+            return
+        if ack_id is not None:
             self.send_ack(namespace, ack_id, result)
 
     async def _run_async(
@@ -387,8 +426,12 @@ class Link:
         ack_id: int | None,
         label: str,
     ) -> None:
-        result = await _call_async(handler, args, label)
-        if ack_id is not None and result is not _FAILED:
+        try:
+            result = await handler.func(*args)
+        except Exception as exc:
+            self.handler_failed(exc, namespace, ack_id, label)
+            return
+        if ack_id is not None:
             self.send_ack(namespace, ack_id, result)
 
     async def _finish_async(
@@ -401,25 +444,60 @@ class Link:
     ) -> None:
         try:
             result = await resume(coro, yielded)
-        except Exception:
-            logger.exception("handler for %r raised", label)
+        except Exception as exc:
+            self.handler_failed(exc, namespace, ack_id, label)
             return
         if ack_id is not None:
             self.send_ack(namespace, ack_id, result)
 
-    def _ack_frame(self, namespace: str, ack_id: int, result: Any) -> bytes | None:
+    def handler_failed(
+        self, exc: Exception, namespace: str, ack_id: int | None, label: str
+    ) -> None:
+        """A handler raised ``exc``: log it and, if its event asked for an ack, answer
+        the caller with the error (a :class:`RemoteError` as it is, anything else as
+        an ``internal_error`` that tells nothing of it unless :attr:`debug`)."""
+        if isinstance(exc, RemoteError):
+            logger.debug("handler for %r answered with an error: %s", label, exc)
+            if ack_id is None:
+                logger.info("handler for %r raised %s, but no ack was asked", label, exc)
+        else:
+            logger.error("handler for %r raised", label, exc_info=exc)
+        if ack_id is not None:
+            self.send_error(namespace, ack_id, exc)
+
+    def _ack_frame(self, namespace: str, ack_id: int, args: tuple[Any, ...]) -> bytes | None:
         if not self.open or namespace not in self.protocol.connected:
             logger.debug("ack %d on %r dropped: the namespace is gone", ack_id, namespace)
             return None
         try:
-            return encode_ack(ack_id, ack_args(result), namespace)
+            return encode_ack(ack_id, args, namespace)
         except TypeError:
             logger.exception("cannot encode the ack of a handler on %r", namespace)
-            return None
+            return encode_ack(
+                ack_id,
+                error_args(InternalError("the handler's result cannot be encoded")),
+                namespace,
+            )
 
     def send_ack(self, namespace: str, ack_id: int, result: Any) -> None:
-        """Answer a call; dropped with a debug line if the connection is gone."""
-        frame = self._ack_frame(namespace, ack_id, result)
+        """Answer a call with a handler's return value; dropped with a debug line if
+        the connection is gone."""
+        args = ack_args(result)
+        if len(args) == 1 and is_error_object(args[0]):
+            logger.error(
+                "a handler on %r returned a value shaped like an error object; the caller"
+                " gets an internal_error instead (raise eventsock.RemoteError to answer"
+                " with an error)",
+                namespace,
+            )
+            args = error_args(InternalError("the handler's result is reserved"))
+        frame = self._ack_frame(namespace, ack_id, args)
+        if frame is not None:
+            self.send(frame)
+
+    def send_error(self, namespace: str, ack_id: int, exc: Exception) -> None:
+        """Answer a call with an error object (see :mod:`eventsock.remote`)."""
+        frame = self._ack_frame(namespace, ack_id, error_args(exc, debug=self.debug))
         if frame is not None:
             self.send(frame)
 

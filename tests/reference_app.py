@@ -59,6 +59,14 @@ class ReferenceServer:
         async def kick_me(session: eventsock.Session) -> None:
             await session.disconnect()
 
+        @server.on("find")
+        def find(session: eventsock.Session, user_id: int) -> dict[str, Any]:
+            if user_id != 1:
+                raise eventsock.RemoteError(
+                    f"no user {user_id}", code="not_found", data={"id": user_id}
+                )
+            return {"id": 1, "name": "alice"}
+
         @server.on("boom")
         def boom(session: eventsock.Session, *args: Any) -> None:
             self.handler_errors += 1

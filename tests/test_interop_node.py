@@ -331,6 +331,40 @@ async def test_node_client_boom(reference_server: ReferenceServer, no_leaks: Non
     assert await next_reason(reference_server) == "client disconnect"
 
 
+async def test_node_client_sees_error_answers(
+    reference_server: ReferenceServer, no_leaks: None
+) -> None:
+    run = await run_node_client(reference_server.url, "errors")
+    assert run.ok_steps() == [
+        {
+            "step": "results",
+            "results": [
+                {"event": "find", "ok": {"id": 1, "name": "alice"}},
+                {"event": "find", "code": "not_found", "message": "no user 7", "data": {"id": 7}},
+                {
+                    "event": "no_such_event",
+                    "code": "unknown_event",
+                    "message": "no handler for 'no_such_event' on '/'",
+                    "data": None,
+                },
+                {
+                    "event": "boom",
+                    "code": "internal_error",
+                    "message": "internal error",
+                    "data": None,
+                },
+                {
+                    "event": "find",
+                    "code": "invalid_arguments",
+                    "message": "'find' takes 1 argument(s), not 0",
+                    "data": {"expected": "1", "received": 0},
+                },
+            ],
+        }
+    ]
+    assert reference_server.handler_errors == 1
+
+
 async def test_node_client_client_disconnect(
     reference_server: ReferenceServer, no_leaks: None
 ) -> None:

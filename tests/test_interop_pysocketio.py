@@ -204,6 +204,25 @@ async def test_pysio_client_raising_server_handler_keeps_connection(
     assert ref.disconnects.empty()
 
 
+async def test_pysio_client_gets_error_answers_as_plain_values(
+    ref: ReferenceServer, py_clients: Callable[[], PyClient]
+) -> None:
+    # a plain Socket.IO client sees the error object as the ack's value, and a
+    # successful ack exactly as the handler returned it
+    client = py_clients()
+    await client.connect(ref.url)
+    assert await client.sio.call("find", 1, timeout=WAIT) == {"id": 1, "name": "alice"}
+    assert await client.sio.call("find", 7, timeout=WAIT) == {
+        "$error": {"code": "not_found", "message": "no user 7", "data": {"id": 7}}
+    }
+    assert await client.sio.call("boom", timeout=WAIT) == {
+        "$error": {"code": "internal_error", "message": "internal error"}
+    }
+    assert await client.sio.call("nothing_here", timeout=WAIT) == {
+        "$error": {"code": "unknown_event", "message": "no handler for 'nothing_here' on '/'"}
+    }
+
+
 async def test_pysio_client_disconnect(
     ref: ReferenceServer, py_clients: Callable[[], PyClient]
 ) -> None:

@@ -147,6 +147,22 @@ const scenarios = {
     emitLine({ step: "a_got", count: aCount });
   },
 
+  // eventsock's error answers, seen through the helper the errors guide documents
+  async errors() {
+    const { callOrThrow, RemoteError } = require("../../examples/remote_error.js");
+    const socket = await connect(SECRET);
+    const results = [];
+    for (const [event, ...args] of [["find", 1], ["find", 7], ["no_such_event"], ["boom"], ["find"]]) {
+      try {
+        results.push({ event, ok: toPlain(await callOrThrow(socket, event, ...args)) });
+      } catch (err) {
+        if (!(err instanceof RemoteError)) throw err;
+        results.push({ event, code: err.code, message: err.message, data: toPlain(err.data ?? null) });
+      }
+    }
+    emitLine({ step: "results", results });
+  },
+
   async boom() {
     const socket = await connect(SECRET);
     socket.emit("boom");

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .backoff import Backoff
 from .codec import PONG_FRAME, encode_event
+from .convert import as_result
 from .exceptions import (
     AckTimeout,
     ConnectionClosed,
@@ -626,7 +627,12 @@ class Client(HandlerRegistry):
         buffer.append(frame)
 
     async def call(
-        self, event: str, *args: Any, namespace: str = "/", timeout: float = 60.0
+        self,
+        event: str,
+        *args: Any,
+        namespace: str = "/",
+        timeout: float = 60.0,
+        result: Any = None,
     ) -> Any:
         """Send an event and return the server's acknowledgement.
 
@@ -640,11 +646,17 @@ class Client(HandlerRegistry):
                 or may not have been handled by the server.
             NotConnected: ``namespace`` is not connected and not reconnecting, or
                 reconnection gave up while the call waited.
+            RemoteError: the server answered with an error (its subclass by code).
+            InvalidResult: ``result`` was given and the answer does not fit it.
+
+        With ``result`` (a type, as for a typed handler's parameter: a dataclass,
+        ``list[int]``, a pydantic model, ...), the answer is checked and converted to it.
         """
         check_event_name(event)
         link = self._link
         if link is not None and link.open and namespace in self._sids:
-            return await link.call(namespace, event, args, timeout)  # connected: the usual case
+            answer = await link.call(namespace, event, args, timeout)  # connected: the usual case
+            return answer if result is None else as_result(answer, result)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         link = self._live(namespace)
@@ -660,7 +672,8 @@ class Client(HandlerRegistry):
                     f"{namespace!r} did not reconnect within {timeout} s to call {event!r}"
                 ) from None
             link = self._live(namespace)
-        return await link.call(namespace, event, args, max(0.0, deadline - loop.time()))
+        answer = await link.call(namespace, event, args, max(0.0, deadline - loop.time()))
+        return answer if result is None else as_result(answer, result)
 
     # -- state and lifecycle ---------------------------------------------------------
 

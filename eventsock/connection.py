@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .codec import PING_FRAME, encode_open
+from .convert import as_result
 from .exceptions import ConnectionClosed, ConnectionRefused, NotConnected
 from .handlers import Handler
 from .packets import Ack, Close, Connect, Disconnect, Event, Open, Pong
@@ -139,15 +140,18 @@ class Session:
             self._server._encode_event(event, args, self.namespace, (self.id,), (), volatile)
         )
 
-    async def call(self, event: str, *args: Any, timeout: float = 60.0) -> Any:
+    async def call(self, event: str, *args: Any, timeout: float = 60.0, result: Any = None) -> Any:
         """Send an event to this client and return its acknowledgement.
 
-        One ack argument is returned as is, several as a tuple, none as ``None``.
+        One ack argument is returned as is, several as a tuple, none as ``None``; with
+        ``result`` (a type), the answer is checked and converted to it.
 
         Raises:
             AckTimeout: no ack arrived within ``timeout`` seconds.
             NotConnected: the session is not connected (or still in its connect handler).
             ConnectionClosed: the connection ended before the ack arrived.
+            RemoteError: the client answered with an error (its subclass by code).
+            InvalidResult: ``result`` was given and the answer does not fit it.
         """
         check_event_name(event)
         if not self.connected:
@@ -159,7 +163,8 @@ class Session:
                     else ""
                 )
             )
-        return await self._conn.link.call(self.namespace, event, args, timeout)
+        answer = await self._conn.link.call(self.namespace, event, args, timeout)
+        return answer if result is None else as_result(answer, result)
 
     async def enter_room(self, room: str) -> None:
         """Put this session in ``room``."""

@@ -12,6 +12,7 @@ EventsockError
 ├── SendBufferFull         emit() while reconnecting found the send buffer full
 ├── ClusterUnavailable     a cluster-wide request could not reach the other server nodes
 ├── AckTimeout             (also TimeoutError) no acknowledgement arrived within the timeout
+├── InvalidResult          (also TypeError) an ack does not fit the result type call() asked for
 └── RemoteError            the peer's handler answered a call with an error (code, message, data)
     ├── InvalidArguments   the call's arguments do not fit the handler
     ├── UnknownEvent       no handler for the event on the peer
@@ -34,6 +35,7 @@ __all__ = [
     "InternalError",
     "InvalidArguments",
     "InvalidHandler",
+    "InvalidResult",
     "NotConnected",
     "ProtocolError",
     "RemoteError",
@@ -110,6 +112,18 @@ class ClusterUnavailable(EventsockError):
 
 class AckTimeout(EventsockError, TimeoutError):
     """Raised by ``call()`` when the peer's acknowledgement does not arrive in time."""
+
+
+class InvalidResult(EventsockError, TypeError):
+    """Raised by ``call(..., result=T)`` when the peer's answer does not fit ``T``.
+
+    Attributes:
+        value: the answer as it arrived.
+    """
+
+    def __init__(self, message: str, value: Any) -> None:
+        super().__init__(message)
+        self.value = value
 
 
 class RemoteError(EventsockError):

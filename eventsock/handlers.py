@@ -9,11 +9,13 @@ arrived is compared with the bounds computed here; a handler is never retried af
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, TypeVar, overload
 
-from .exceptions import InvalidHandler
+from .convert import Converter, Mismatch, converter_for, describe, encoder_for
+from .exceptions import InvalidArguments, InvalidHandler
 
 __all__ = ["CATCH_ALL", "Handler", "HandlerRegistry", "Namespace"]
 
@@ -28,12 +30,51 @@ _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_O
 @dataclass(frozen=True, slots=True)
 class Handler:
     """A registered function with what its signature accepts after the fixed leading
-    parameters (the session on the server, the event name for catch-alls)."""
+    parameters (the session on the server, the event name for catch-alls), and, for a
+    typed handler, how its arguments are converted and its result encoded."""
 
     func: Callable[..., Any]
     is_async: bool
     min_args: int
     max_args: int | None  # None: takes *args
+    #: (name, annotation, converter) per positional parameter after the leading ones;
+    #: None when no parameter is annotated with anything to check
+    params: tuple[tuple[str, Any, Converter | None], ...] | None = None
+    #: the converter of each extra argument taken by an annotated ``*args``
+    rest: tuple[str, Any, Converter | None] | None = None
+    #: turns the return value into msgpack-ready data (dataclasses, models), or None
+    encode: Callable[[Any], Any] | None = None
+
+    def convert(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The event's arguments converted to the handler's annotations.
+
+        Raises:
+            InvalidArguments: an argument does not fit its annotation.
+        """
+        params = self.params or ()
+        out = list(args)
+        for index, value in enumerate(args):
+            if index < len(params):
+                name, annotation, convert = params[index]
+            elif self.rest is not None:
+                name, annotation, convert = self.rest
+            else:
+                break
+            if convert is None:
+                continue
+            try:
+                out[index] = convert(value)
+            except Mismatch as exc:
+                raise InvalidArguments(
+                    f"argument {name!r}{exc.path}: {exc.reason}",
+                    data={
+                        "argument": name,
+                        "path": exc.path,
+                        "expected": describe(annotation),
+                        "reason": exc.reason,
+                    },
+                ) from None
+        return tuple(out)
 
     def accepts(self, count: int) -> bool:
         """Whether ``count`` event arguments fit the signature."""
@@ -48,13 +89,17 @@ class Handler:
         return f"{self.min_args} to {self.max_args}"
 
 
-def make_handler(func: Callable[..., Any], *, leading: int, what: str) -> Handler:
+def make_handler(
+    func: Callable[..., Any], *, leading: int, what: str, typed: bool = False
+) -> Handler:
     """Check ``func``'s signature and compute its argument bounds.
 
     Args:
         func: the user's function (sync or async).
         leading: how many positional parameters come before the event's arguments.
         what: how to name the handler in an error, for example ``"server handler 'chat'"``.
+        typed: whether to build conversion plans from the annotations (event
+            handlers; lifecycle handlers take what the protocol gives them).
 
     Raises:
         InvalidHandler: ``func`` is not callable, or cannot take the leading parameters,
@@ -92,7 +137,35 @@ def make_handler(func: Callable[..., Any], *, leading: int, what: str) -> Handle
     )
     if inspect.isasyncgenfunction(func):
         raise InvalidHandler(f"{what}: {name} is an async generator, not a handler")
-    return Handler(func, is_async, max(0, required - leading), max_args)
+    handler = Handler(func, is_async, max(0, required - leading), max_args)
+    if not typed:
+        return handler
+    # Conversion plans, built once here: at dispatch only the converters run.
+    hints = _hints(func, what, name)
+    plan = []
+    try:
+        for param in positional[leading:]:
+            annotation = hints.get(param.name, Any)
+            plan.append((param.name, annotation, converter_for(annotation)))
+        rest = None
+        star = next((p for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+        if star is not None and star.name in hints:
+            rest = (star.name, hints[star.name], converter_for(hints[star.name]))
+        encode = encoder_for(hints["return"]) if "return" in hints else None
+    except TypeError as exc:
+        raise InvalidHandler(f"{what}: {name}: {exc}") from None
+    if all(convert is None for _, _, convert in plan) and (rest is None or rest[2] is None):
+        return replace(handler, encode=encode) if encode is not None else handler
+    return replace(handler, params=tuple(plan), rest=rest, encode=encode)
+
+
+def _hints(func: Callable[..., Any], what: str, name: str) -> dict[str, Any]:
+    """The function's annotations, with string annotations resolved."""
+    target = func if inspect.isfunction(func) or inspect.ismethod(func) else func.__call__  # type: ignore[operator]
+    try:
+        return typing.get_type_hints(target, include_extras=False)
+    except Exception as exc:  # NameError for a forward reference it cannot resolve, ...
+        raise InvalidHandler(f"{what}: cannot read the annotations of {name}: {exc}") from exc
 
 
 class Namespace:
@@ -237,9 +310,9 @@ class HandlerRegistry:
                     + f", but {getattr(func, '__qualname__', func)} requires more"
                 )
         elif event == CATCH_ALL:
-            handler = make_handler(func, leading=self._event_leading + 1, what=what)
+            handler = make_handler(func, leading=self._event_leading + 1, what=what, typed=True)
         else:
-            handler = make_handler(func, leading=self._event_leading, what=what)
+            handler = make_handler(func, leading=self._event_leading, what=what, typed=True)
         self._handlers.setdefault(namespace, {})[event] = handler
 
     def lookup(self, namespace: str, event: str) -> tuple[Handler | None, bool]:

@@ -22,6 +22,7 @@ from .cluster import (
 )
 from .codec import encode_event, pack_map
 from .connection import Connection, Session, SessionInfo, as_rooms, new_id
+from .convert import as_result
 from .exceptions import (
     AckTimeout,
     ClusterUnavailable,
@@ -393,20 +394,28 @@ class Server(HandlerRegistry):
         return frame
 
     async def call(
-        self, event: str, *args: Any, to: str, namespace: str = "/", timeout: float = 60.0
+        self,
+        event: str,
+        *args: Any,
+        to: str,
+        namespace: str = "/",
+        timeout: float = 60.0,
+        result: Any = None,
     ) -> Any:
-        """Send an event to one session, on any node, and return its acknowledgement.
+        """Send an event to one session, on any node, and return its acknowledgement
+        (checked and converted to ``result``, a type, when given).
 
         Raises:
             NotConnected: no session ``to`` is connected to ``namespace``.
             AckTimeout: no ack arrived within ``timeout`` seconds.
             ConnectionClosed: the connection ended before the ack arrived.
             RemoteError: the client answered with an error (its subclass by code).
+            InvalidResult: ``result`` was given and the answer does not fit it.
         """
         check_event_name(event)
         session = self._sessions.get(to)
         if session is not None and session.namespace == namespace and session.connected:
-            return await session.call(event, *args, timeout=timeout)
+            return await session.call(event, *args, timeout=timeout, result=result)
         results, complete = await self._node.request(
             lambda request: CallEnvelope(request, namespace, (to,), event, args, timeout),
             timeout,
@@ -415,7 +424,8 @@ class Server(HandlerRegistry):
             if sid == to:
                 if ok:
                     raise_for_error(tuple(value))
-                    return ack_result(tuple(value))
+                    answer = ack_result(tuple(value))
+                    return answer if result is None else as_result(answer, result)
                 if value == "timeout":
                     raise AckTimeout(f"no ack for {event!r} from {to} within {timeout} s")
                 raise ConnectionClosed(value)

@@ -323,7 +323,7 @@ class Link:
                     UnknownEvent(f"no handler for {packet.name!r} on {packet.namespace!r}"),
                 )
             return
-        if not handler.accepts(len(packet.args) + catch_all):
+        if not handler.accepts(len(packet.args)):
             logger.warning(
                 "event %s dropped: it has %d argument(s), its handler takes %s",
                 f"{packet.name!r} on {packet.namespace!r}",
@@ -341,10 +341,21 @@ class Link:
                     ),
                 )
             return
+        event_args = packet.args
+        if handler.params is not None:  # a typed handler: check and convert first
+            try:
+                event_args = handler.convert(event_args)
+            except InvalidArguments as exc:
+                logger.warning(
+                    "event %s dropped: %s", f"{packet.name!r} on {packet.namespace!r}", exc.message
+                )
+                if packet.id is not None:
+                    self.send_error(packet.namespace, packet.id, exc)
+                return
         if catch_all:
-            args = (*leading, packet.name, *packet.args)
+            args = (*leading, packet.name, *event_args)
         else:
-            args = (*leading, *packet.args) if leading else packet.args
+            args = (*leading, *event_args) if leading else event_args
         self.dispatch(handler, args, packet.namespace, packet.id, packet.name)
 
     def dispatch(
@@ -385,6 +396,8 @@ class Link:
         try:
             coro = handler.func(*args)
             result, yielded = step(self._loop, coro, context, stand_in)
+            if yielded is PENDING and handler.encode is not None:
+                result = handler.encode(result)
         except asyncio.CancelledError:
             return  # the handler cancelled itself: no ack, as for a cancelled task
         except Exception as exc:
@@ -395,7 +408,8 @@ class Link:
                 self.send_ack(namespace, ack_id, result)
             return
         task = self._loop.create_task(
-            self._finish_async(coro, yielded, namespace, ack_id, label), context=context
+            self._finish_async(coro, yielded, namespace, ack_id, label, handler.encode),
+            context=context,
         )
         stand_in.bind(task)
         group = self._tasks if tasks is None else tasks
@@ -412,6 +426,8 @@ class Link:
     ) -> None:
         try:
             result = handler.func(*args)
+            if handler.encode is not None:
+                result = handler.encode(result)
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return
@@ -428,6 +444,8 @@ class Link:
     ) -> None:
         try:
             result = await handler.func(*args)
+            if handler.encode is not None:
+                result = handler.encode(result)
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return
@@ -441,9 +459,12 @@ class Link:
         namespace: str,
         ack_id: int | None,
         label: str,
+        encode: Callable[[Any], Any] | None,
     ) -> None:
         try:
             result = await resume(coro, yielded)
+            if encode is not None:
+                result = encode(result)
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return

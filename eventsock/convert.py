@@ -253,26 +253,34 @@ def _fields(owner: type, hints: dict[str, Any], names: list[str]) -> list[tuple[
 def _dataclass(kind: type) -> Converter:
     hints = typing.get_type_hints(kind)
     fields = [f for f in dataclasses.fields(kind) if f.init]
-    plan = _fields(kind, hints, [f.name for f in fields])
-    required = {
-        f.name
-        for f in fields
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
+    converters = _fields(kind, hints, [f.name for f in fields])
+    plan = tuple(
+        (
+            name,
+            convert,
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING,
+        )
+        for (name, convert), field in zip(converters, fields, strict=True)
+    )
+    label = kind.__name__
 
     def convert(value: Any) -> Any:
         if type(value) is not dict:
-            raise Mismatch(f"expected a map for {kind.__name__}, got {_type_name(value)}")
-        missing = [name for name in required if name not in value]
-        if missing:
-            raise Mismatch(f"{kind.__name__} is missing {', '.join(sorted(missing))}")
+            raise Mismatch(f"expected a map for {label}, got {_type_name(value)}")
         given = {}
-        for name, field in plan:
-            if name in value:
-                try:
-                    given[name] = value[name] if field is None else field(value[name])
-                except Mismatch as exc:
-                    raise exc.at(f".{name}") from None
+        for name, field, required in plan:
+            if name not in value:
+                if required:
+                    missing = [n for n, _, r in plan if r and n not in value]
+                    raise Mismatch(f"{label} is missing {', '.join(missing)}")
+                continue
+            if field is None:
+                given[name] = value[name]
+                continue
+            try:
+                given[name] = field(value[name])
+            except Mismatch as exc:
+                raise exc.at(f".{name}") from None
         return kind(**given)
 
     return convert

@@ -324,7 +324,9 @@ class Link:
                 )
             return
         if not handler.accepts(len(packet.args)):
-            logger.warning(
+            # answered when a call: the caller learns of it, so only INFO then
+            logger.log(
+                logging.INFO if packet.id is not None else logging.WARNING,
                 "event %s dropped: it has %d argument(s), its handler takes %s",
                 f"{packet.name!r} on {packet.namespace!r}",
                 len(packet.args),
@@ -346,8 +348,11 @@ class Link:
             try:
                 event_args = handler.convert(event_args)
             except InvalidArguments as exc:
-                logger.warning(
-                    "event %s dropped: %s", f"{packet.name!r} on {packet.namespace!r}", exc.message
+                logger.log(
+                    logging.INFO if packet.id is not None else logging.WARNING,
+                    "event %s dropped: %s",
+                    f"{packet.name!r} on {packet.namespace!r}",
+                    exc.message,
                 )
                 if packet.id is not None:
                     self.send_error(packet.namespace, packet.id, exc)

@@ -110,6 +110,19 @@ async def stop(proc: Process, signum: signal.Signals) -> None:
     assert err == b""
 
 
+@exercises("typed_rpc.py")
+async def test_typed_rpc_example() -> None:
+    code, out, err = await run("typed_rpc.py")
+    assert code == 0, err
+    assert err == ""
+    assert out.splitlines() == [
+        "created: {'id': 1, 'name': 'ada', 'tags': ['admin']}",
+        "fetched: User(id=1, name='ada', tags=['admin'])",
+        "refused: argument 'user_id': expected int, got str",
+        "error: not_found no user 99 99",
+    ]
+
+
 @exercises("uvloop_server.py")
 async def test_uvloop_example() -> None:
     code, out, err = await run("uvloop_server.py")

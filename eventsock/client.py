@@ -108,6 +108,7 @@ class Client(HandlerRegistry):
 
     _role: ClassVar[str] = "client"
     _event_leading: ClassVar[int] = 0
+    _error_leading: ClassVar[int] = 0
     _lifecycle: ClassVar[dict[str, tuple[int, int]]] = {
         "connect": (0, 0),
         "disconnect": (0, 1),
@@ -289,6 +290,8 @@ class Client(HandlerRegistry):
                 phase = "open"
                 protocol = ClientProtocol(max_payload=self.max_payload)
                 link = Link(ws, protocol, tasks=self._tasks, debug=self.debug)
+                if self._error_handlers:
+                    link.error_hook = self._handle_error
                 # The CONNECTs go out at once, before the server's open packet is read:
                 # an Engine.IO server sends its open packet as soon as the WebSocket is
                 # up, before it reads anything, so this changes nothing for it and
@@ -487,7 +490,7 @@ class Client(HandlerRegistry):
         for item in items:
             match item:
                 case Event():
-                    link.dispatch_event(self, self._strip_offset(item))
+                    link.dispatch_event(self, self._strip_offset(item), size=len(frame))
                 case Ack():
                     link.resolve_ack(item)
                 case Ping():

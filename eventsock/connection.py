@@ -4,6 +4,7 @@ handshake (with recovery), dispatch, and the :class:`Session` handlers receive."
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from collections.abc import Iterable, Mapping
@@ -191,6 +192,8 @@ class Connection:
         self.eio_sid = new_id()
         self.protocol = ServerProtocol(max_payload=server.max_payload)
         self.link = Link(ws, self.protocol, tasks=server._tasks, debug=server.debug)
+        if server._error_handlers:
+            self.link.error_hook = self._on_handler_error
         self.sessions: dict[str, Session] = {}
         # on the loop's shared timers: one asyncio timer for every connection's
         self._timers = timers_for(asyncio.get_running_loop())
@@ -227,6 +230,9 @@ class Connection:
             for session in list(self.sessions.values()):
                 self._end_session(session, reason)
             del server._connections[self]
+
+    def _on_handler_error(self, exc: Exception, namespace: str, event: str) -> Exception | None:
+        return self.server._handle_error(exc, namespace, event, self.sessions.get(namespace))
 
     # -- heartbeat -------------------------------------------------------------------
 
@@ -266,7 +272,9 @@ class Connection:
             return
         match item:
             case Event():
-                self.link.dispatch_event(self.server, item, self.sessions[item.namespace])
+                self.link.dispatch_event(
+                    self.server, item, self.sessions[item.namespace], size=len(frame)
+                )
             case Ack():
                 self.link.resolve_ack(item)
             case Pong():
@@ -291,9 +299,13 @@ class Connection:
         session = self._new_session(namespace, auth)
         handler = server._lifecycle_handler(namespace, "connect")
         recovery = server.recovery
-        if handler is None or (
-            session.recovered and recovery is not None and recovery.skip_connect_handler
-        ):
+        if session.recovered and recovery is not None and recovery.skip_connect_handler:
+            self._accept(session)
+            return
+        middleware = server._middleware_for(namespace) if server._middleware else None
+        if middleware:
+            self.link.spawn(self._run_connect(handler, session, auth, middleware))
+        elif handler is None:
             self._accept(session)
         elif handler.is_async:
             self.link.spawn(self._run_connect(handler, session, auth))
@@ -343,9 +355,27 @@ class Connection:
         rooms.enter(session.id, session.id)
         return session
 
-    async def _run_connect(self, handler: Handler, session: Session, auth: dict[str, Any]) -> None:
+    async def _run_connect(
+        self,
+        handler: Handler | None,
+        session: Session,
+        auth: dict[str, Any],
+        middleware: list[Handler] | None = None,
+    ) -> None:
+        """The connection middleware in order, then the connect handler; the first
+        refusal (or exception) refuses the client."""
         try:
-            result = await handler.func(*((session, auth) if handler.max_args != 0 else (session,)))
+            result: Any = None
+            for step in middleware or ():
+                result = step.func(session, auth)
+                if inspect.isawaitable(result):
+                    result = await result
+                if result is False:
+                    break
+            if result is not False and handler is not None:
+                result = handler.func(*((session, auth) if handler.max_args != 0 else (session,)))
+                if inspect.isawaitable(result):
+                    result = await result
         except Exception as exc:
             self._refuse(session, exc)
         else:

@@ -9,15 +9,18 @@ arrived is compared with the bounds computed here; a handler is never retried af
 from __future__ import annotations
 
 import inspect
+import logging
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Final, TypeVar, overload
 
 from .convert import Converter, Mismatch, converter_for, describe, encoder_for
-from .exceptions import InvalidArguments, InvalidHandler
+from .exceptions import InvalidArguments, InvalidHandler, RemoteError
 
 __all__ = ["CATCH_ALL", "Handler", "HandlerRegistry", "Namespace"]
+
+logger = logging.getLogger("eventsock")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +47,10 @@ class Handler:
     rest: tuple[str, Any, Converter | None] | None = None
     #: turns the return value into msgpack-ready data (dataclasses, models), or None
     encode: Callable[[Any], Any] | None = None
+    #: the largest message (bytes) the event is accepted in, or None
+    max_payload: int | None = None
+    #: how many calls of this async handler may run at once, or None
+    concurrency: int | None = None
 
     def convert(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """The event's arguments converted to the handler's annotations.
@@ -159,6 +166,22 @@ def make_handler(
     return replace(handler, params=tuple(plan), rest=rest, encode=encode)
 
 
+def _with_options(
+    handler: Handler, what: str, max_payload: int | None, concurrency: int | None
+) -> Handler:
+    if max_payload is not None and (type(max_payload) is not int or max_payload < 1):
+        raise InvalidHandler(f"{what}: max_payload must be a positive integer of bytes")
+    if concurrency is None:
+        return replace(handler, max_payload=max_payload)
+    if type(concurrency) is not int or concurrency < 1:
+        raise InvalidHandler(f"{what}: concurrency must be a positive integer")
+    if not handler.is_async:
+        raise InvalidHandler(
+            f"{what}: concurrency applies to async handlers (a sync one runs one at a time)"
+        )
+    return replace(handler, max_payload=max_payload, concurrency=concurrency)
+
+
 def _hints(func: Callable[..., Any], what: str, name: str) -> dict[str, Any]:
     """The function's annotations, with string annotations resolved."""
     target = func if inspect.isfunction(func) or inspect.ismethod(func) else func.__call__  # type: ignore[operator]
@@ -233,28 +256,114 @@ class HandlerRegistry:
     #: lifecycle events and how many parameters their handlers get: (leading, optional)
     _lifecycle: ClassVar[dict[str, _Shape]] = {}
 
+    #: what error handlers take before the event name: (exc, session) on the server
+    _error_leading: ClassVar[int] = 1
+
     def __init__(self) -> None:
         self._handlers: dict[str, dict[str, Handler]] = {}
+        # (namespace or None for all, handler), in registration order
+        self._error_handlers: list[tuple[str | None, Callable[..., Any]]] = []
+
+    def on_error(
+        self, handler: F | None = None, *, namespace: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register an error handler: called with the exception, the session (on the
+        server) and the event name whenever an event handler raises, for
+        ``namespace`` or, without one, for all of them; the namespace's own run first.
+
+        It runs inline and must be a plain function. To change what the caller is
+        answered, return (or raise) a :class:`~eventsock.RemoteError`; the first one
+        given is sent instead of the original error. What else it returns is ignored,
+        and what else it raises is logged.
+
+        Raises:
+            InvalidHandler: the handler is async or cannot take those arguments.
+        """
+
+        def decorate(func: F) -> F:
+            what = f"{self._role} error handler"
+            checked = make_handler(func, leading=self._error_leading + 2, what=what)
+            if checked.is_async:
+                raise InvalidHandler(f"{what}: {func!r} must be a plain function, not async")
+            if checked.min_args > 0:
+                raise InvalidHandler(f"{what}: {func!r} requires more parameters than it gets")
+            if namespace is not None and not namespace.startswith("/"):
+                raise InvalidHandler(f"namespace must start with '/', not {namespace!r}")
+            self._error_handlers.append((namespace, func))
+            return func
+
+        if handler is not None:
+            return decorate(handler)
+        return decorate
+
+    def _handle_error(
+        self, exc: Exception, namespace: str, event: str, *leading: Any
+    ) -> Exception | None:
+        """Run the error handlers for ``exc``; the RemoteError one of them gave, if any."""
+        ordered = [f for ns, f in self._error_handlers if ns == namespace] + [
+            f for ns, f in self._error_handlers if ns is None
+        ]
+        for func in ordered:
+            try:
+                result = func(exc, *leading, event)
+            except RemoteError as replacement:
+                return replacement
+            except Exception:
+                logger.exception("error handler %r raised", func)
+                continue
+            if isinstance(result, RemoteError):
+                return result
+        return None
 
     @overload
-    def on(self, event: str, handler: F, *, namespace: str = "/") -> F: ...
+    def on(
+        self,
+        event: str,
+        handler: F,
+        *,
+        namespace: str = "/",
+        max_payload: int | None = None,
+        concurrency: int | None = None,
+    ) -> F: ...
 
     @overload
-    def on(self, event: str, handler: None = None, *, namespace: str = "/") -> Callable[[F], F]: ...
+    def on(
+        self,
+        event: str,
+        handler: None = None,
+        *,
+        namespace: str = "/",
+        max_payload: int | None = None,
+        concurrency: int | None = None,
+    ) -> Callable[[F], F]: ...
 
     def on(
-        self, event: str, handler: F | None = None, *, namespace: str = "/"
+        self,
+        event: str,
+        handler: F | None = None,
+        *,
+        namespace: str = "/",
+        max_payload: int | None = None,
+        concurrency: int | None = None,
     ) -> F | Callable[[F], F]:
         """Register a handler for ``event`` on ``namespace``, as a decorator or directly.
 
         ``"*"`` registers a catch-all for events that have no handler of their own.
 
+        Args:
+            max_payload: the largest message, in bytes, this event is accepted in; a
+                larger one is refused (a ``payload_too_large`` error answer) without
+                calling the handler.
+            concurrency: how many calls of this (async) handler may run at once, on
+                the whole server or client; more wait their turn, in arrival order.
+
         Raises:
-            InvalidHandler: the handler's signature cannot receive the event.
+            InvalidHandler: the handler's signature cannot receive the event, or an
+                option does not fit it.
         """
 
         def decorate(func: F) -> F:
-            self._add(namespace, event, func)
+            self._add(namespace, event, func, max_payload=max_payload, concurrency=concurrency)
             return func
 
         if handler is not None:
@@ -294,7 +403,15 @@ class HandlerRegistry:
             self._add(namespace.namespace, event, method)
         namespace._owner = self
 
-    def _add(self, namespace: str, event: str, func: Callable[..., Any]) -> None:
+    def _add(
+        self,
+        namespace: str,
+        event: str,
+        func: Callable[..., Any],
+        *,
+        max_payload: int | None = None,
+        concurrency: int | None = None,
+    ) -> None:
         if not isinstance(event, str) or not event:
             raise InvalidHandler(f"event name must be a non-empty string, not {event!r}")
         if not isinstance(namespace, str) or not namespace.startswith("/"):
@@ -313,6 +430,10 @@ class HandlerRegistry:
             handler = make_handler(func, leading=self._event_leading + 1, what=what, typed=True)
         else:
             handler = make_handler(func, leading=self._event_leading, what=what, typed=True)
+        if max_payload is not None or concurrency is not None:
+            if event in self._lifecycle:
+                raise InvalidHandler(f"{what}: lifecycle handlers take no per-event options")
+            handler = _with_options(handler, what, max_payload, concurrency)
         self._handlers.setdefault(namespace, {})[event] = handler
 
     def lookup(self, namespace: str, event: str) -> tuple[Handler | None, bool]:

@@ -28,10 +28,11 @@ from .exceptions import (
     ClusterUnavailable,
     ConnectionClosed,
     EncodeError,
+    InvalidHandler,
     NotConnected,
     RemoteError,
 )
-from .handlers import F, HandlerRegistry, make_handler
+from .handlers import F, Handler, HandlerRegistry, make_handler
 from .node import Node
 from .recovery import Recovery, ReplayLog, SessionStore
 from .remote import error_args, raise_for_error
@@ -132,6 +133,7 @@ class Server(HandlerRegistry):
         self._store = SessionStore(recovery) if recovery is not None else None
         self._clock: Callable[[], float] = time.monotonic
         self._connections: dict[Connection, asyncio.Task[Any]] = {}
+        self._middleware: list[tuple[str | None, Handler]] = []
         self._sessions: dict[str, Session] = {}
         self._rooms: dict[str, Rooms] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -145,6 +147,42 @@ class Server(HandlerRegistry):
         self._backend_started = False
 
     # -- mounting and running --------------------------------------------------------
+
+    def use(
+        self, middleware: F | None = None, *, namespace: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register connection middleware: ``middleware(session, auth)``, sync or async,
+        runs when a client joins ``namespace`` (every namespace without one), before
+        the ``connect`` handler, in the order registered.
+
+        It may refuse the client by raising :class:`~eventsock.ConnectionRefused`
+        (its message and data reach the client as CONNECT_ERROR) or returning
+        ``False``, and may put what it learnt in ``session.data`` for the handlers.
+        Any other exception refuses the client too ("Internal server error") and is
+        logged. A session restored by recovery skips it, as it skips the ``connect``
+        handler, when ``Recovery(skip_connect_handler=True)``.
+
+        Raises:
+            InvalidHandler: it cannot take ``(session, auth)``.
+        """
+
+        def decorate(func: F) -> F:
+            if namespace is not None and not namespace.startswith("/"):
+                raise InvalidHandler(f"namespace must start with '/', not {namespace!r}")
+            checked = make_handler(func, leading=2, what="connection middleware")
+            if checked.min_args > 0:
+                raise InvalidHandler(
+                    f"connection middleware: {func!r} requires more than (session, auth)"
+                )
+            self._middleware.append((namespace, checked))
+            return func
+
+        if middleware is not None:
+            return decorate(middleware)
+        return decorate
+
+    def _middleware_for(self, namespace: str) -> list[Handler]:
+        return [m for ns, m in self._middleware if ns is None or ns == namespace]
 
     def attach(self, app: web.Application) -> None:
         """Serve the endpoint from an existing aiohttp application at ``path``.

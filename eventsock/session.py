@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import time
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Final
@@ -113,6 +115,9 @@ class Link:
         self._tasks = tasks
         #: Whether error answers carry an unexpected exception's details.
         self.debug = debug
+        #: Called with (exception, namespace, event) when a handler raises; returns the
+        #: error to answer with instead, or None (the owner's error handlers).
+        self.error_hook: Callable[[Exception, str, str], Exception | None] | None = None
 
     # -- writing ---------------------------------------------------------------------
 
@@ -306,7 +311,9 @@ class Link:
 
     # -- handlers --------------------------------------------------------------------
 
-    def dispatch_event(self, registry: HandlerRegistry, packet: Event, *leading: Any) -> None:
+    def dispatch_event(
+        self, registry: HandlerRegistry, packet: Event, *leading: Any, size: int = 0
+    ) -> None:
         """Find the handler for an EVENT (or the catch-all) and run it with ``leading``
         arguments (the session, on the server) before the event's own.
 
@@ -340,6 +347,25 @@ class Link:
                         f"{packet.name!r} takes {handler.describe()} argument(s),"
                         f" not {len(packet.args)}",
                         data={"expected": handler.describe(), "received": len(packet.args)},
+                    ),
+                )
+            return
+        if handler.max_payload is not None and size > handler.max_payload:
+            logger.log(
+                logging.INFO if packet.id is not None else logging.WARNING,
+                "event %s dropped: a message of %d bytes, its limit is %d",
+                f"{packet.name!r} on {packet.namespace!r}",
+                size,
+                handler.max_payload,
+            )
+            if packet.id is not None:
+                self.send_error(
+                    packet.namespace,
+                    packet.id,
+                    RemoteError(
+                        f"{packet.name!r} takes messages of at most {handler.max_payload} bytes",
+                        code="payload_too_large",
+                        data={"limit": handler.max_payload, "size": size},
                     ),
                 )
             return
@@ -384,6 +410,8 @@ class Link:
         if not handler.is_async:
             context.run(self._run_sync, handler, args, namespace, ack_id, label)
             return
+        if handler.concurrency is not None:
+            handler = _limited(handler)
         if _eager_task_factory is not None:
             # Python 3.12+: a real eager task runs the handler now, up to its first
             # suspension; one that never suspends costs no loop turn at all.
@@ -488,8 +516,13 @@ class Link:
                 logger.info("handler for %r raised %s, but no ack was asked", label, exc)
         else:
             logger.error("handler for %r raised", label, exc_info=exc)
+        answer: Exception = exc
+        if self.error_hook is not None:
+            replacement = self.error_hook(exc, namespace, label)
+            if replacement is not None:
+                answer = replacement
         if ack_id is not None:
-            self.send_error(namespace, ack_id, exc)
+            self.send_error(namespace, ack_id, answer)
 
     def _ack_frame(self, namespace: str, ack_id: int, args: tuple[Any, ...]) -> bytes | None:
         if not self.open or namespace not in self.protocol.connected:
@@ -628,6 +661,36 @@ _Deadline = tuple[float, "asyncio.Future[Any]", str, str]
 _RESOLUTION: Final = time.get_clock_info("monotonic").resolution
 # A FIFO shorter than this is never rebuilt.
 _REBUILD_AT: Final = 1024
+
+
+# The handlers with a concurrency limit, made to wait their turn: (limited, semaphores
+# by loop), by the id of the registered handler (kept alive by the entry itself).
+_LIMITED: dict[int, tuple[Handler, Handler]] = {}
+
+
+def _limited(handler: Handler) -> Handler:
+    """``handler`` with at most ``handler.concurrency`` calls running at once, per loop;
+    a call that finds a free slot still starts at once."""
+    entry = _LIMITED.get(id(handler))
+    if entry is not None and entry[0] is handler:
+        return entry[1]
+    assert handler.concurrency is not None
+    limit, func = handler.concurrency, handler.func
+    semaphores: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    async def limited(*args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        semaphore = semaphores.get(loop)
+        if semaphore is None:
+            semaphore = semaphores[loop] = asyncio.Semaphore(limit)
+        async with semaphore:
+            return await func(*args)
+
+    wrapped = dataclasses.replace(handler, func=limited, concurrency=None)
+    _LIMITED[id(handler)] = (handler, wrapped)
+    return wrapped
 
 
 # asyncio.eager_task_factory (Python 3.12+) starts a task's first step at once.

@@ -606,6 +606,8 @@ class Client(HandlerRegistry):
         """
         check_event_name(event)
         link = self._live(namespace)
+        if self._outgoing:
+            args = self._apply_outgoing(event, args, namespace)
         frame = encode_event(event, args, namespace)
         if link is not None:
             link.send(frame)
@@ -656,6 +658,8 @@ class Client(HandlerRegistry):
         ``list[int]``, a pydantic model, ...), the answer is checked and converted to it.
         """
         check_event_name(event)
+        if self._outgoing:
+            args = self._apply_outgoing(event, args, namespace)
         link = self._link
         if link is not None and link.open and namespace in self._sids:
             answer = await link.call(namespace, event, args, timeout)  # connected: the usual case

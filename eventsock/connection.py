@@ -137,6 +137,8 @@ class Session:
         check_event_name(event)
         if not self.connected and self._buffer is None:
             raise NotConnected(f"session {self.id} is not connected")
+        if self._server._outgoing:
+            args = self._server._apply_outgoing(event, args, self.namespace)
         self._deliver(
             self._server._encode_event(event, args, self.namespace, (self.id,), (), volatile)
         )
@@ -164,6 +166,8 @@ class Session:
                     else ""
                 )
             )
+        if self._server._outgoing:
+            args = self._server._apply_outgoing(event, args, self.namespace)
         answer = await self._conn.link.call(self.namespace, event, args, timeout)
         return answer if result is None else as_result(answer, result)
 

@@ -166,6 +166,17 @@ def make_handler(
     return replace(handler, params=tuple(plan), rest=rest, encode=encode)
 
 
+def _as_args(result: Any, kind: str) -> tuple[Any, ...]:
+    if type(result) is tuple:
+        return result
+    if type(result) is list:
+        return tuple(result)
+    raise TypeError(
+        f"{kind} middleware must return the arguments as a tuple or list (or None),"
+        f" not {type(result).__name__}"
+    )
+
+
 def _with_options(
     handler: Handler, what: str, max_payload: int | None, concurrency: int | None
 ) -> Handler:
@@ -263,6 +274,86 @@ class HandlerRegistry:
         self._handlers: dict[str, dict[str, Handler]] = {}
         # (namespace or None for all, handler), in registration order
         self._error_handlers: list[tuple[str | None, Callable[..., Any]]] = []
+        self._incoming: list[tuple[str | None, Callable[..., Any]]] = []
+        self._outgoing: list[tuple[str | None, Callable[..., Any]]] = []
+
+    def incoming(
+        self, middleware: F | None = None, *, namespace: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register event middleware for what arrives: ``middleware(session, event,
+        args)`` on the server, ``middleware(event, args)`` on the client, called in
+        registration order for every event on ``namespace`` (all without one), before
+        its handler is looked up.
+
+        It returns the arguments to pass on (a tuple or list, to transform them) or
+        ``None`` to leave them as they are, and rejects the event by raising: a
+        :class:`~eventsock.RemoteError` is the caller's answer, anything else an
+        ``internal_error``, as if the handler had raised it. It runs inline for every
+        event, so it must be a plain function, and quick.
+
+        Raises:
+            InvalidHandler: it is async or cannot take those arguments.
+        """
+        return self._middleware_decorator(
+            middleware, namespace, self._incoming, self._event_leading + 2, "incoming"
+        )
+
+    def outgoing(
+        self, middleware: F | None = None, *, namespace: str | None = None
+    ) -> F | Callable[[F], F]:
+        """Register event middleware for what is sent: ``middleware(event, args,
+        namespace)``, called in registration order for every ``emit`` and ``call``
+        this side makes on ``namespace`` (all without one), before the event is
+        encoded. It returns the arguments to send (a tuple or list) or ``None`` to
+        leave them; what it raises, ``emit``/``call`` raise, and nothing is sent.
+
+        Raises:
+            InvalidHandler: it is async or cannot take those arguments.
+        """
+        return self._middleware_decorator(middleware, namespace, self._outgoing, 3, "outgoing")
+
+    def _middleware_decorator(
+        self,
+        middleware: F | None,
+        namespace: str | None,
+        into: list[tuple[str | None, Callable[..., Any]]],
+        takes: int,
+        kind: str,
+    ) -> F | Callable[[F], F]:
+        def decorate(func: F) -> F:
+            what = f"{self._role} {kind} middleware"
+            checked = make_handler(func, leading=takes, what=what)
+            if checked.is_async:
+                raise InvalidHandler(f"{what}: {func!r} must be a plain function, not async")
+            if checked.min_args > 0:
+                raise InvalidHandler(f"{what}: {func!r} requires more parameters than it gets")
+            if namespace is not None and not namespace.startswith("/"):
+                raise InvalidHandler(f"namespace must start with '/', not {namespace!r}")
+            into.append((namespace, func))
+            return func
+
+        if middleware is not None:
+            return decorate(middleware)
+        return decorate
+
+    def _apply_incoming(
+        self, namespace: str, event: str, args: tuple[Any, ...], leading: tuple[Any, ...]
+    ) -> tuple[Any, ...]:
+        for ns, func in self._incoming:
+            if ns is None or ns == namespace:
+                result = func(*leading, event, args)
+                if result is not None:
+                    args = _as_args(result, "incoming")
+        return args
+
+    def _apply_outgoing(self, event: str, args: tuple[Any, ...], namespace: str) -> tuple[Any, ...]:
+        """``args`` as the outgoing middleware leave them (what they raise propagates)."""
+        for ns, func in self._outgoing:
+            if ns is None or ns == namespace:
+                result = func(event, args, namespace)
+                if result is not None:
+                    args = _as_args(result, "outgoing")
+        return args
 
     def on_error(
         self, handler: F | None = None, *, namespace: str | None = None

@@ -361,6 +361,8 @@ class Server(HandlerRegistry):
             EncodeError: an argument cannot be encoded.
         """
         check_event_name(event)
+        if self._outgoing:
+            args = self._apply_outgoing(event, args, namespace)
         targets = as_rooms(to)
         skipped = tuple(as_rooms(skip) or ())
         self._emit_local(event, args, namespace, targets, skipped, volatile)
@@ -454,6 +456,8 @@ class Server(HandlerRegistry):
         session = self._sessions.get(to)
         if session is not None and session.namespace == namespace and session.connected:
             return await session.call(event, *args, timeout=timeout, result=result)
+        if self._outgoing:
+            args = self._apply_outgoing(event, args, namespace)
         results, complete = await self._node.request(
             lambda request: CallEnvelope(request, namespace, (to,), event, args, timeout),
             timeout,
@@ -486,6 +490,8 @@ class Server(HandlerRegistry):
         would have raised as its value.
         """
         check_event_name(event)
+        if self._outgoing:
+            args = self._apply_outgoing(event, args, namespace)
         targets = as_rooms(to)
         encode_event(event, args, namespace)  # an EncodeError before anything starts
         local = asyncio.ensure_future(self._call_local(event, args, namespace, targets, timeout))

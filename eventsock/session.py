@@ -320,6 +320,15 @@ class Link:
         An event with no handler, or whose arguments do not fit the handler's
         signature, is logged and dropped; when it asked for an ack, the caller is
         answered with an ``unknown_event`` or ``invalid_arguments`` error."""
+        if registry._incoming:
+            # event middleware first: it may transform the arguments or reject the event
+            try:
+                args = registry._apply_incoming(packet.namespace, packet.name, packet.args, leading)
+            except Exception as exc:
+                self.handler_failed(exc, packet.namespace, packet.id, packet.name)
+                return
+            if args is not packet.args:
+                packet = Event(packet.name, args, packet.namespace, packet.id)
         handler, catch_all = registry.lookup(packet.namespace, packet.name)
         if handler is None:
             logger.debug("no handler for event %r on %r", packet.name, packet.namespace)

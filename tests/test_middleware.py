@@ -234,3 +234,88 @@ async def test_concurrency_limit_per_event(no_leaks: None) -> None:
     assert most == 2
     # the first two started in arrival order, the others waited their turn
     assert [args[0] for args in entered.calls][:2] == [0, 1]
+
+
+async def test_incoming_event_middleware_transforms_and_rejects(no_leaks: None) -> None:
+    server = eventsock.Server()
+    order: list[str] = []
+
+    @server.incoming
+    def trim(session: Session, event: str, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        order.append(f"trim {event}")
+        return tuple(a.strip() if isinstance(a, str) else a for a in args)
+
+    @server.incoming
+    def guard(session: Session, event: str, args: tuple[Any, ...]) -> None:
+        order.append(f"guard {event}")
+        if event.startswith("admin_") and not session.data.get("admin"):
+            raise eventsock.RemoteError("admins only", code="forbidden")
+
+    @server.incoming(namespace="/other")
+    def other_only(session: Session, event: str, args: tuple[Any, ...]) -> list[Any]:
+        return [*args, "tagged"]
+
+    server.on("echo", lambda session, *args: args)
+    server.on("admin_reset", lambda session: "reset")
+    server.on("echo", lambda session, *args: args, namespace="/other")
+
+    async with serving(server) as url, connected(url, namespaces=["/", "/other"]) as client:
+        assert await client.call("echo", "  padded  ", 3) == ("padded", 3)
+        assert order == ["trim echo", "guard echo"]
+        with pytest.raises(eventsock.RemoteError, match="forbidden"):
+            await client.call("admin_reset")
+        await client.emit("admin_reset")  # rejected, with nobody to tell
+        assert await client.call("echo", " x ", namespace="/other") == ("x", "tagged")
+        # a middleware that breaks is an internal error for the caller
+        server._incoming.append((None, lambda session, event, args: 42))
+        with pytest.raises(eventsock.InternalError):
+            await client.call("echo", 1)
+
+
+async def test_outgoing_event_middleware_transforms_and_rejects(no_leaks: None) -> None:
+    server = eventsock.Server()
+    received = Recorder()
+
+    @server.outgoing
+    def stamp(event: str, args: tuple[Any, ...], namespace: str) -> tuple[Any, ...] | None:
+        if event == "secret":
+            raise PermissionError("not to be sent")
+        return (*args, "from server") if event == "news" else None
+
+    server.on("connect", lambda session: None)
+
+    async with serving(server) as url:
+        client = eventsock.Client()
+        client.on("news", received)
+        client.on("question", lambda text: f"answer to {text}")
+
+        @client.outgoing
+        def polite(event: str, args: tuple[Any, ...], namespace: str) -> list[Any]:
+            return [f"please {a}" if isinstance(a, str) else a for a in args]
+
+        server.on("ask", lambda session, text: text)
+        await client.connect(url, timeout=5)
+        session = next(iter(server._sessions.values()))
+        await server.emit("news", "hello")
+        await session.emit("news", "to you")
+        assert await client.call("ask", "help") == "please help"
+        assert await session.call("question", "why", timeout=5) == "answer to why"
+        assert await server.call("question", "how", to=session.id, timeout=5) == "answer to how"
+        with pytest.raises(PermissionError):
+            await server.emit("secret", 1)
+        with pytest.raises(PermissionError):
+            await session.call("secret", timeout=5)
+        await received.wait(2)
+        assert received.calls == [("hello", "from server"), ("to you", "from server")]
+        await client.disconnect()
+
+
+def test_event_middleware_is_checked_at_registration() -> None:
+    server = eventsock.Server()
+    with pytest.raises(eventsock.InvalidHandler, match="plain function"):
+
+        @server.incoming
+        async def slow(session: Session, event: str, args: tuple[Any, ...]) -> None: ...
+
+    with pytest.raises(eventsock.InvalidHandler):
+        server.outgoing(lambda event: None)

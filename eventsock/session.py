@@ -519,17 +519,26 @@ class Link:
         """A handler raised ``exc``: log it and, if its event asked for an ack, answer
         the caller with the error (a :class:`RemoteError` as it is, anything else as
         an ``internal_error`` that tells nothing of it unless :attr:`debug`)."""
-        if isinstance(exc, RemoteError):
-            logger.debug("handler for %r answered with an error: %s", label, exc)
-            if ack_id is None:
-                logger.info("handler for %r raised %s, but no ack was asked", label, exc)
-        else:
-            logger.error("handler for %r raised", label, exc_info=exc)
         answer: Exception = exc
         if self.error_hook is not None:
             replacement = self.error_hook(exc, namespace, label)
             if replacement is not None:
                 answer = replacement
+        if isinstance(exc, RemoteError):
+            logger.debug("handler for %r answered with an error: %s", label, exc)
+            if ack_id is None:
+                logger.info("handler for %r raised %s, but no ack was asked", label, exc)
+        elif answer is not exc:
+            # an error handler of the application's took it in hand: no alarm
+            logger.info(
+                "handler for %r raised %r; an error handler answered %s",
+                label,
+                exc,
+                answer,
+                exc_info=exc if logger.isEnabledFor(logging.DEBUG) else None,
+            )
+        else:
+            logger.error("handler for %r raised", label, exc_info=exc)
         if ack_id is not None:
             self.send_error(namespace, ack_id, answer)
 

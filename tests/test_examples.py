@@ -110,6 +110,20 @@ async def stop(proc: Process, signum: signal.Signals) -> None:
     assert err == b""
 
 
+@exercises("middleware.py")
+async def test_middleware_example() -> None:
+    code, out, err = await run("middleware.py")
+    assert code == 0, err
+    assert err == ""
+    assert out.splitlines() == [
+        "refused: unknown token {'login': '/login'}",
+        "say: ok / ada: hello",
+        "say: invalid_arguments",
+        "say: payload_too_large",
+        "save: unavailable",
+    ]
+
+
 @exercises("typed_rpc.py")
 async def test_typed_rpc_example() -> None:
     code, out, err = await run("typed_rpc.py")

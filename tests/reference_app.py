@@ -23,8 +23,8 @@ class ReferenceServer:
         self.handler_errors = 0
         self.port = 0
 
-        @server.on("connect")
-        def connect(session: eventsock.Session, auth: dict[str, Any]) -> None:
+        @server.use  # connection middleware: what a connect handler could do, earlier
+        def authenticate(session: eventsock.Session, auth: dict[str, Any]) -> None:
             if not isinstance(auth, dict) or auth.get("token") != SECRET:
                 raise eventsock.ConnectionRefused("Not authorized", data={"code": 42})
 
@@ -66,6 +66,27 @@ class ReferenceServer:
                     f"no user {user_id}", code="not_found", data={"id": user_id}
                 )
             return {"id": 1, "name": "alice"}
+
+        @server.on("typed_add")
+        def typed_add(session: eventsock.Session, a: int, b: int) -> int:
+            return a + b
+
+        @server.on("small", max_payload=64)
+        def small(session: eventsock.Session, text: str) -> int:
+            return len(text)
+
+        class Unavailable(Exception):
+            pass
+
+        @server.on("flaky")
+        def flaky(session: eventsock.Session) -> None:
+            raise Unavailable
+
+        @server.on_error
+        def translate(exc: Exception, session: eventsock.Session, event: str) -> Any:
+            if isinstance(exc, Unavailable):
+                return eventsock.RemoteError("try again later", code="unavailable")
+            return None
 
         @server.on("boom")
         def boom(session: eventsock.Session, *args: Any) -> None:

@@ -359,9 +359,34 @@ async def test_node_client_sees_error_answers(
                     "message": "'find' takes 1 argument(s), not 0",
                     "data": {"expected": "1", "received": 0},
                 },
+                {"event": "typed_add", "ok": 3},
+                {
+                    "event": "typed_add",
+                    "code": "invalid_arguments",
+                    "message": "argument 'a': expected int, got str",
+                    "data": {
+                        "argument": "a",
+                        "path": "",
+                        "expected": "int",
+                        "reason": "expected int, got str",
+                    },
+                },
+                {
+                    "event": "small",
+                    "code": "payload_too_large",
+                    "message": "'small' takes messages of at most 64 bytes",
+                    "data": {"limit": 64, "size": run.steps[0]["results"][7]["data"]["size"]},
+                },
+                {
+                    "event": "flaky",
+                    "code": "unavailable",
+                    "message": "try again later",
+                    "data": None,
+                },
             ],
         }
     ]
+    assert run.steps[0]["results"][7]["data"]["size"] > 100
     assert reference_server.handler_errors == 1
 
 

@@ -152,7 +152,11 @@ const scenarios = {
     const { callOrThrow, RemoteError } = require("../../examples/remote_error.js");
     const socket = await connect(SECRET);
     const results = [];
-    for (const [event, ...args] of [["find", 1], ["find", 7], ["no_such_event"], ["boom"], ["find"]]) {
+    const calls = [
+      ["find", 1], ["find", 7], ["no_such_event"], ["boom"], ["find"],
+      ["typed_add", 1, 2], ["typed_add", "1", 2], ["small", "x".repeat(100)], ["flaky"],
+    ];
+    for (const [event, ...args] of calls) {
       try {
         results.push({ event, ok: toPlain(await callOrThrow(socket, event, ...args)) });
       } catch (err) {

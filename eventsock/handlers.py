@@ -147,15 +147,18 @@ def make_handler(
     handler = Handler(func, is_async, max(0, required - leading), max_args)
     if not typed:
         return handler
-    # Conversion plans, built once here: at dispatch only the converters run.
-    hints = _hints(func, what, name)
+    # Conversion plans, built once here: at dispatch only the converters run. Only
+    # the annotations of the event's parameters and of the result are read, so the
+    # leading ones (the session) may name anything.
+    star = next((p for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    wanted = [p.name for p in positional[leading:]] + ([star.name] if star else []) + ["return"]
+    hints = _hints(func, wanted, what)
     plan = []
     try:
         for param in positional[leading:]:
             annotation = hints.get(param.name, Any)
             plan.append((param.name, annotation, converter_for(annotation)))
         rest = None
-        star = next((p for p in params if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
         if star is not None and star.name in hints:
             rest = (star.name, hints[star.name], converter_for(hints[star.name]))
         encode = encoder_for(hints["return"]) if "return" in hints else None
@@ -193,13 +196,52 @@ def _with_options(
     return replace(handler, max_payload=max_payload, concurrency=concurrency)
 
 
-def _hints(func: Callable[..., Any], what: str, name: str) -> dict[str, Any]:
-    """The function's annotations, with string annotations resolved."""
-    target = func if inspect.isfunction(func) or inspect.ismethod(func) else func.__call__  # type: ignore[operator]
+def _hints(func: Callable[..., Any], names: list[str], what: str) -> dict[str, Any]:
+    """The annotations of ``names`` among ``func``'s, string annotations resolved.
+
+    One that cannot be resolved (a name imported only under ``TYPE_CHECKING``, or
+    inside a function) is left out with a warning: its parameter is passed as it
+    arrives, as if unannotated.
+    """
+    target = inspect.unwrap(func)
+    if not (inspect.isfunction(target) or inspect.ismethod(target)):
+        target = getattr(target, "__call__", target)  # noqa: B004 - callable objects
+    raw = getattr(target, "__annotations__", None) or {}
+    wanted = {name: raw[name] for name in names if name in raw}
+    if not wanted:
+        return {}
     try:
-        return typing.get_type_hints(target, include_extras=False)
-    except Exception as exc:  # NameError for a forward reference it cannot resolve, ...
-        raise InvalidHandler(f"{what}: cannot read the annotations of {name}: {exc}") from exc
+        return typing.get_type_hints(_Annotated(wanted), _globals_of(target))
+    except Exception:  # noqa: S110 - resolved one by one below, to say which one fails
+        pass
+    resolved = {}
+    for name, annotation in wanted.items():
+        try:
+            resolved[name] = typing.get_type_hints(
+                _Annotated({name: annotation}), _globals_of(target)
+            )[name]
+        except Exception as exc:  # NameError for a name it cannot see, ...
+            logger.warning(
+                "%s: the annotation of %r (%r) cannot be resolved (%s): it is not checked",
+                what,
+                name,
+                annotation,
+                exc,
+            )
+    return resolved
+
+
+class _Annotated:
+    """Something with just these annotations, for typing.get_type_hints."""
+
+    def __init__(self, annotations: dict[str, Any]) -> None:
+        self.__annotations__ = annotations
+
+
+def _globals_of(func: Any) -> dict[str, Any]:
+    target = getattr(func, "__func__", func)  # a bound method's function
+    namespace = getattr(target, "__globals__", None)
+    return namespace if isinstance(namespace, dict) else {}
 
 
 class Namespace:

@@ -139,10 +139,27 @@ def test_unsupported_annotations_fail_at_registration() -> None:
         @server.on("bad")
         def bad(session: Session, value: Opaque) -> None: ...
 
-    def unresolved(session: Session, value: NoSuchType) -> None: ...  # type: ignore[name-defined]  # noqa: F821
 
-    with pytest.raises(eventsock.InvalidHandler, match="cannot read the annotations"):
+def test_unresolvable_annotations_are_not_checked(caplog: pytest.LogCaptureFixture) -> None:
+    # a name the handler's module cannot see (imported under TYPE_CHECKING, say): the
+    # parameter passes as it arrives, with a warning at registration; the leading
+    # session parameter's annotation is never read at all
+    server = eventsock.Server()
+
+    def unresolved(session: NotThere, value: NoSuchType, count: int) -> None: ...  # type: ignore[name-defined]  # noqa: F821
+
+    with caplog.at_level("WARNING", logger="eventsock"):
         server.on("unresolved", unresolved)
+    assert "'value'" in caplog.text
+    assert "cannot be resolved" in caplog.text
+    assert "NotThere" not in caplog.text
+    handler, _ = server.lookup("/", "unresolved")
+    assert handler is not None
+    assert handler.params is not None
+    assert [(name, convert is None) for name, _, convert in handler.params] == [
+        ("value", True),
+        ("count", False),
+    ]
 
 
 def typed_server() -> eventsock.Server:

@@ -337,7 +337,7 @@ class HandlerRegistry:
             InvalidHandler: it is async or cannot take those arguments.
         """
         return self._middleware_decorator(
-            middleware, namespace, self._incoming, self._event_leading + 2, "incoming"
+            middleware, namespace, self._incoming, self._event_leading + 2, "incoming middleware"
         )
 
     def outgoing(
@@ -352,7 +352,9 @@ class HandlerRegistry:
         Raises:
             InvalidHandler: it is async or cannot take those arguments.
         """
-        return self._middleware_decorator(middleware, namespace, self._outgoing, 3, "outgoing")
+        return self._middleware_decorator(
+            middleware, namespace, self._outgoing, 3, "outgoing middleware"
+        )
 
     def _middleware_decorator(
         self,
@@ -362,8 +364,11 @@ class HandlerRegistry:
         takes: int,
         kind: str,
     ) -> F | Callable[[F], F]:
+        """Check a hook that runs inline (a plain function taking ``takes`` arguments)
+        and add it to ``into`` for ``namespace`` (all when ``None``)."""
+
         def decorate(func: F) -> F:
-            what = f"{self._role} {kind} middleware"
+            what = f"{self._role} {kind}"
             checked = make_handler(func, leading=takes, what=what)
             if checked.is_async:
                 raise InvalidHandler(f"{what}: {func!r} must be a plain function, not async")
@@ -413,21 +418,9 @@ class HandlerRegistry:
             InvalidHandler: the handler is async or cannot take those arguments.
         """
 
-        def decorate(func: F) -> F:
-            what = f"{self._role} error handler"
-            checked = make_handler(func, leading=self._error_leading + 2, what=what)
-            if checked.is_async:
-                raise InvalidHandler(f"{what}: {func!r} must be a plain function, not async")
-            if checked.min_args > 0:
-                raise InvalidHandler(f"{what}: {func!r} requires more parameters than it gets")
-            if namespace is not None and not namespace.startswith("/"):
-                raise InvalidHandler(f"namespace must start with '/', not {namespace!r}")
-            self._error_handlers.append((namespace, func))
-            return func
-
-        if handler is not None:
-            return decorate(handler)
-        return decorate
+        return self._middleware_decorator(
+            handler, namespace, self._error_handlers, self._error_leading + 2, "error handler"
+        )
 
     def _handle_error(
         self, exc: Exception, namespace: str, event: str, *leading: Any

@@ -438,16 +438,13 @@ class Link:
         try:
             coro = handler.func(*args)
             result, yielded = step(self._loop, coro, context, stand_in)
-            if yielded is PENDING and handler.encode is not None:
-                result = handler.encode(result)
         except asyncio.CancelledError:
             return  # the handler cancelled itself: no ack, as for a cancelled task
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return
         if yielded is PENDING:
-            if ack_id is not None:
-                self.send_ack(namespace, ack_id, result)
+            self._reply(handler.encode, result, namespace, ack_id, label)
             return
         task = self._loop.create_task(
             self._finish_async(coro, yielded, namespace, ack_id, label, handler.encode),
@@ -468,13 +465,10 @@ class Link:
     ) -> None:
         try:
             result = handler.func(*args)
-            if handler.encode is not None:
-                result = handler.encode(result)
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return
-        if ack_id is not None:
-            self.send_ack(namespace, ack_id, result)
+        self._reply(handler.encode, result, namespace, ack_id, label)
 
     async def _run_async(
         self,
@@ -486,13 +480,10 @@ class Link:
     ) -> None:
         try:
             result = await handler.func(*args)
-            if handler.encode is not None:
-                result = handler.encode(result)
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return
-        if ack_id is not None:
-            self.send_ack(namespace, ack_id, result)
+        self._reply(handler.encode, result, namespace, ack_id, label)
 
     async def _finish_async(
         self,
@@ -505,11 +496,26 @@ class Link:
     ) -> None:
         try:
             result = await resume(coro, yielded)
-            if encode is not None:
-                result = encode(result)
         except Exception as exc:
             self.handler_failed(exc, namespace, ack_id, label)
             return
+        self._reply(encode, result, namespace, ack_id, label)
+
+    def _reply(
+        self,
+        encode: Callable[[Any], Any] | None,
+        result: Any,
+        namespace: str,
+        ack_id: int | None,
+        label: str,
+    ) -> None:
+        """A handler returned ``result``: encode it (typed results) and ack it if asked."""
+        if encode is not None:
+            try:
+                result = encode(result)
+            except Exception as exc:
+                self.handler_failed(exc, namespace, ack_id, label)
+                return
         if ack_id is not None:
             self.send_ack(namespace, ack_id, result)
 

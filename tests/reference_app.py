@@ -67,6 +67,11 @@ class ReferenceServer:
                 )
             return {"id": 1, "name": "alice"}
 
+        @server.incoming  # event middleware: rejects one event before any handler
+        def guard(session: eventsock.Session, event: str, args: tuple[Any, ...]) -> None:
+            if event == "forbidden":
+                raise eventsock.RemoteError("not for you", code="forbidden")
+
         @server.on("typed_add")
         def typed_add(session: eventsock.Session, a: int, b: int) -> int:
             return a + b

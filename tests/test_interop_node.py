@@ -383,6 +383,7 @@ async def test_node_client_sees_error_answers(
                     "message": "try again later",
                     "data": None,
                 },
+                {"event": "forbidden", "code": "forbidden", "message": "not for you", "data": None},
             ],
         }
     ]

@@ -155,6 +155,7 @@ const scenarios = {
     const calls = [
       ["find", 1], ["find", 7], ["no_such_event"], ["boom"], ["find"],
       ["typed_add", 1, 2], ["typed_add", "1", 2], ["small", "x".repeat(100)], ["flaky"],
+      ["forbidden"],
     ];
     for (const [event, ...args] of calls) {
       try {

@@ -9,7 +9,7 @@ import inspect
 import logging
 import re
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, ClassVar, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -681,6 +681,36 @@ class Client(HandlerRegistry):
             link = self._live(namespace)
         answer = await link.call(namespace, event, args, max(0.0, deadline - loop.time()))
         return answer if result is None else as_result(answer, result)
+
+    def stream(
+        self,
+        name: str,
+        *args: Any,
+        namespace: str = "/",
+        window: int = 16,
+        timeout: float = 60.0,
+    ) -> AsyncIterator[Any]:
+        """Iterate the server's stream ``name`` (registered with ``server.stream``):
+        ``async for item in client.stream("tail", "app.log"): ...``.
+
+        The server runs ahead by at most ``window`` items. Leaving the ``async for``
+        (or closing the iterator, or cancelling its task) stops the server's generator;
+        ``contextlib.aclosing`` makes that happen at once. The opening waits up to
+        ``timeout`` seconds for the server to start the stream.
+
+        Raises (while iterating):
+            UnknownEvent: the server has no such stream.
+            InvalidArguments: the arguments do not fit its parameters.
+            RemoteError: the stream ended with an error (its subclass by code).
+            ConnectionClosed: the connection or namespace ended first.
+            NotConnected: ``namespace`` is not connected (now, not later).
+        """
+        link = self._link
+        if link is None or not link.open or namespace not in self._sids:
+            raise NotConnected(f"the client is not connected to namespace {namespace!r}")
+        if self._outgoing:
+            args = self._apply_outgoing(name, args, namespace)
+        return link.streams.consume(namespace, name, args, window, timeout)
 
     # -- state and lifecycle ---------------------------------------------------------
 

@@ -7,7 +7,7 @@ import asyncio
 import inspect
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +170,21 @@ class Session:
             args = self._server._apply_outgoing(event, args, self.namespace)
         answer = await self._conn.link.call(self.namespace, event, args, timeout)
         return answer if result is None else as_result(answer, result)
+
+    def stream(
+        self, name: str, *args: Any, window: int = 16, timeout: float = 60.0
+    ) -> AsyncIterator[Any]:
+        """Iterate this client's stream ``name`` (registered with ``client.stream``);
+        the same as :meth:`Client.stream`, the other way.
+
+        Raises:
+            NotConnected: the session is not connected.
+        """
+        if not self.connected:
+            raise NotConnected(f"session {self.id} is not connected")
+        if self._server._outgoing:
+            args = self._server._apply_outgoing(name, args, self.namespace)
+        return self._conn.link.streams.consume(self.namespace, name, args, window, timeout)
 
     async def enter_room(self, room: str) -> None:
         """Put this session in ``room``."""

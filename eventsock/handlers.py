@@ -24,6 +24,9 @@ logger = logging.getLogger("eventsock")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: The reserved event names streams travel on (see eventsock.streams).
+STREAM_NAMES: Final = frozenset({"$stream", "$item", "$credit", "$end", "$cancel"})
+
 #: The event name of a catch-all handler, called for events with no handler of their own.
 CATCH_ALL: Final = "*"
 
@@ -97,7 +100,12 @@ class Handler:
 
 
 def make_handler(
-    func: Callable[..., Any], *, leading: int, what: str, typed: bool = False
+    func: Callable[..., Any],
+    *,
+    leading: int,
+    what: str,
+    typed: bool = False,
+    stream: bool = False,
 ) -> Handler:
     """Check ``func``'s signature and compute its argument bounds.
 
@@ -107,6 +115,7 @@ def make_handler(
         what: how to name the handler in an error, for example ``"server handler 'chat'"``.
         typed: whether to build conversion plans from the annotations (event
             handlers; lifecycle handlers take what the protocol gives them).
+        stream: whether ``func`` is a stream's async generator function.
 
     Raises:
         InvalidHandler: ``func`` is not callable, or cannot take the leading parameters,
@@ -142,8 +151,12 @@ def make_handler(
     is_async = inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
         getattr(func, "__call__", None)  # noqa: B004 - objects with an async __call__
     )
-    if inspect.isasyncgenfunction(func):
-        raise InvalidHandler(f"{what}: {name} is an async generator, not a handler")
+    if inspect.isasyncgenfunction(func) != stream:
+        raise InvalidHandler(
+            f"{what}: {name} is an async generator, not a handler (register it as a stream)"
+            if not stream
+            else f"{what}: {name} must be an async generator function (with yield)"
+        )
     handler = Handler(func, is_async, max(0, required - leading), max_args)
     if not typed:
         return handler
@@ -317,6 +330,7 @@ class HandlerRegistry:
         # (namespace or None for all, handler), in registration order
         self._error_handlers: list[tuple[str | None, Callable[..., Any]]] = []
         self._incoming: list[tuple[str | None, Callable[..., Any]]] = []
+        self._streams: dict[str, dict[str, Handler]] = {}
         self._outgoing: list[tuple[str | None, Callable[..., Any]]] = []
 
     def incoming(
@@ -401,6 +415,34 @@ class HandlerRegistry:
                 if result is not None:
                     args = _as_args(result, "outgoing")
         return args
+
+    def stream_handler(self, name: str, *, namespace: str = "/") -> Callable[[F], F]:
+        """Register a stream: an async generator function whose items the peer iterates
+        with ``stream(name, ...)`` (``server.stream`` is this on the server; on the
+        client, ``client.stream`` iterates the server's and this registers its own).
+        It takes the same leading parameters and typed arguments as an event handler;
+        see :mod:`eventsock.streams` for the wire.
+
+        Raises:
+            InvalidHandler: it is not an async generator function, or its signature or
+                annotations do not fit.
+        """
+
+        def decorate(func: F) -> F:
+            if not isinstance(name, str) or not name or name in STREAM_NAMES:
+                raise InvalidHandler(f"stream name must be a non-empty string, not {name!r}")
+            what = f"{self._role} stream {name!r} on {namespace!r}"
+            handler = make_handler(
+                func, leading=self._event_leading, what=what, typed=True, stream=True
+            )
+            self._streams.setdefault(namespace, {})[name] = handler
+            return func
+
+        return decorate
+
+    def _stream_handler(self, namespace: str, name: str) -> Handler | None:
+        streams = self._streams.get(namespace)
+        return None if streams is None else streams.get(name)
 
     def on_error(
         self, handler: F | None = None, *, namespace: str | None = None
@@ -543,6 +585,8 @@ class HandlerRegistry:
         if not isinstance(namespace, str) or not namespace.startswith("/"):
             raise InvalidHandler(f"namespace must be a string starting with '/', not {namespace!r}")
         what = f"{self._role} handler {event!r} on {namespace!r}"
+        if event in STREAM_NAMES:
+            raise InvalidHandler(f"{what}: {event!r} is reserved for streams")
         if event in self._lifecycle:
             leading, optional = self._lifecycle[event]
             handler = make_handler(func, leading=leading, what=what)

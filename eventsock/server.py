@@ -148,6 +148,25 @@ class Server(HandlerRegistry):
 
     # -- mounting and running --------------------------------------------------------
 
+    def stream(self, name: str, *, namespace: str = "/") -> Callable[[F], F]:
+        """Register a stream, as a decorator: an async generator whose items a client
+        iterates with ``client.stream(name, ...)``:
+
+        ```python
+        @server.stream("tail")
+        async def tail(session, path: str):
+            async for line in follow(path):
+                yield line
+        ```
+
+        Items are any msgpack values (dataclasses and models become maps). The client
+        grants credits, so the generator runs at most ``window`` items ahead of it; it
+        is closed (its ``finally`` runs) when the client stops iterating or the
+        connection ends, and an exception it raises ends the client's iteration with
+        the matching error.
+        """
+        return self.stream_handler(name, namespace=namespace)
+
     def use(
         self, middleware: F | None = None, *, namespace: str | None = None
     ) -> F | Callable[[F], F]:

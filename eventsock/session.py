@@ -37,10 +37,11 @@ from .exceptions import (
     RemoteError,
     UnknownEvent,
 )
-from .handlers import Handler, HandlerRegistry
+from .handlers import STREAM_NAMES, Handler, HandlerRegistry
 from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .remote import error_args, is_error_object, raise_for_error
+from .streams import Streams
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
 __all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached", "settle"]
@@ -110,6 +111,7 @@ class Link:
         self._abort = False
         self._sending = False  # the writer task is finishing a write that had to wait
         self._acks: dict[tuple[str, int], asyncio.Future[tuple[Any, ...]]] = {}
+        self._streams: Streams | None = None  # made with the first stream
         self._deadlines: Deadlines | None = None  # one timer for its calls, made at the first
         # Handler tasks live in the owner's set, so shutdown can cancel what remains.
         self._tasks = tasks
@@ -264,6 +266,15 @@ class Link:
                 self._deadlines.clear()
         return self.close_reason or "transport close"
 
+    # -- streams ---------------------------------------------------------------------
+
+    @property
+    def streams(self) -> Streams:
+        """This connection's streams, both ways."""
+        if self._streams is None:
+            self._streams = Streams(self)
+        return self._streams
+
     # -- acks ------------------------------------------------------------------------
 
     async def call(self, namespace: str, event: str, args: tuple[Any, ...], timeout: float) -> Any:
@@ -298,7 +309,10 @@ class Link:
             future.set_result(packet.args)
 
     def fail_acks(self, namespace: str | None, reason: str) -> None:
-        """Fail the calls waiting on ``namespace`` (all when ``None``) at once."""
+        """Fail the calls waiting on ``namespace`` (all when ``None``) at once, and end
+        its streams."""
+        if self._streams is not None:
+            self._streams.close(namespace, reason)
         for key in [k for k in self._acks if namespace is None or k[0] == namespace]:
             future = self._acks.pop(key)
             if not future.done():
@@ -320,6 +334,17 @@ class Link:
         An event with no handler, or whose arguments do not fit the handler's
         signature, is logged and dropped; when it asked for an ack, the caller is
         answered with an ``unknown_event`` or ``invalid_arguments`` error."""
+        if packet.name in STREAM_NAMES:  # stream control, not an application event
+            streams = self.streams
+            if packet.name == "$stream":
+                name = packet.args[1] if len(packet.args) > 1 else None
+                handler = (
+                    registry._stream_handler(packet.namespace, name) if type(name) is str else None
+                )
+                streams.open_requested(handler, packet.args, packet.namespace, packet.id, leading)
+            else:
+                streams.received(packet.name, packet.namespace, packet.args)
+            return
         if registry._incoming:
             # event middleware first: it may transform the arguments or reject the event
             try:

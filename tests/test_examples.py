@@ -110,6 +110,20 @@ async def stop(proc: Process, signum: signal.Signals) -> None:
     assert err == b""
 
 
+@exercises("live_feed.py")
+async def test_live_feed_example() -> None:
+    code, out, err = await run("live_feed.py")
+    assert code == 0, err
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[:3] == ["client: 0 20.0", "client: 1 20.1", "client: 2 20.2"]
+    match = re.fullmatch(r"server: feed for t1 closed after (\d+) readings", lines[3])
+    assert match, lines
+    # three taken, and the producer never more than the window (8) ahead
+    assert 3 <= int(match.group(1)) <= 3 + 8
+    assert len(lines) == 4
+
+
 @exercises("middleware.py")
 async def test_middleware_example() -> None:
     code, out, err = await run("middleware.py")

@@ -64,6 +64,8 @@ def check_event_name(event: str) -> None:
         raise ValueError(f"event name must be a string, not {type(event).__name__}")
     if event in RESERVED_EVENTS:
         raise ValueError(f"{event!r} is a reserved event name")
+    if event in STREAM_NAMES:
+        raise ValueError(f"{event!r} is reserved for streams")
 
 
 def ack_args(result: Any) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ tests implement the same events with the same meaning; see tests/node/README.md.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import eventsock
@@ -20,6 +21,7 @@ class ReferenceServer:
     def __init__(self, **options: Any) -> None:
         self.server = server = eventsock.Server(**options)
         self.disconnects: asyncio.Queue[str] = asyncio.Queue()
+        self.streams_closed: asyncio.Queue[int] = asyncio.Queue()
         self.handler_errors = 0
         self.port = 0
 
@@ -92,6 +94,27 @@ class ReferenceServer:
             if isinstance(exc, Unavailable):
                 return eventsock.RemoteError("try again later", code="unavailable")
             return None
+
+        @server.stream("count")
+        async def count(session: eventsock.Session, n: int) -> AsyncIterator[int]:
+            for i in range(n):
+                yield i
+
+        @server.stream("endless")
+        async def endless(session: eventsock.Session) -> AsyncIterator[int]:
+            i = 0
+            try:
+                while True:
+                    yield i
+                    i += 1
+                    await asyncio.sleep(0)
+            finally:
+                self.streams_closed.put_nowait(i)
+
+        @server.stream("broken")
+        async def broken(session: eventsock.Session) -> AsyncIterator[int]:
+            yield 1
+            raise eventsock.RemoteError("feed lost", code="feed_lost")
 
         @server.on("boom")
         def boom(session: eventsock.Session, *args: Any) -> None:

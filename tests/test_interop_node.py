@@ -391,6 +391,27 @@ async def test_node_client_sees_error_answers(
     assert reference_server.handler_errors == 1
 
 
+async def test_node_client_iterates_streams(
+    reference_server: ReferenceServer, no_leaks: None
+) -> None:
+    run = await run_node_client(reference_server.url, "streams")
+    assert run.ok_steps() == [
+        {
+            "step": "streams",
+            "counted": 100,
+            "inOrder": True,
+            "early": [0, 1, 2],
+            "beforeError": [1],
+            "error": {"code": "feed_lost", "message": "feed lost"},
+            "unknown": "unknown_event",
+            "after": ["after"],
+        }
+    ]
+    # leaving the loop early cancelled the server's generator, within its window
+    made = await asyncio.wait_for(reference_server.streams_closed.get(), 5)
+    assert 3 <= made <= 3 + 4
+
+
 async def test_node_client_client_disconnect(
     reference_server: ReferenceServer, no_leaks: None
 ) -> None:

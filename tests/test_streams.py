@@ -268,6 +268,8 @@ async def test_stream_needs_a_connection() -> None:
     client = eventsock.Client()
     with pytest.raises(eventsock.NotConnected):
         client.stream("x")
+    with pytest.raises(ValueError, match="reserved for streams"):
+        await client.emit("$credit", 1, 2)
 
 
 async def test_window_is_checked(no_leaks: None) -> None:

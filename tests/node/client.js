@@ -168,6 +168,35 @@ const scenarios = {
     emitLine({ step: "results", results });
   },
 
+  // eventsock streams, through the helper the streams guide documents
+  async streams() {
+    const { consumeStream } = require("../../examples/stream.js");
+    const socket = await connect(SECRET);
+    const counted = [];
+    for await (const i of consumeStream(socket, "count", [100], 4)) counted.push(i);
+    const early = [];
+    for await (const i of consumeStream(socket, "endless", [], 4)) {
+      early.push(i);
+      if (i === 2) break;
+    }
+    let error = null;
+    const beforeError = [];
+    try {
+      for await (const i of consumeStream(socket, "broken")) beforeError.push(i);
+    } catch (err) {
+      error = { code: err.code, message: err.message };
+    }
+    let unknown = null;
+    try {
+      for await (const _ of consumeStream(socket, "nope")) { /* never */ }
+    } catch (err) {
+      unknown = err.code;
+    }
+    const after = await call(socket, "echo", "after");
+    emitLine({ step: "streams", counted: counted.length, inOrder: counted.every((v, i) => v === i),
+      early, beforeError, error, unknown, after: toPlain(after) });
+  },
+
   async boom() {
     const socket = await connect(SECRET);
     socket.emit("boom");

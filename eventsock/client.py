@@ -689,9 +689,11 @@ class Client(HandlerRegistry):
         namespace: str = "/",
         window: int = 16,
         timeout: float = 60.0,
+        item: Any = None,
     ) -> AsyncIterator[Any]:
         """Iterate the server's stream ``name`` (registered with ``server.stream``):
-        ``async for item in client.stream("tail", "app.log"): ...``.
+        ``async for item in client.stream("tail", "app.log"): ...``; with ``item`` (a
+        type), each item is checked and converted to it, as ``call(result=...)`` does.
 
         The server runs ahead by at most ``window`` items. Leaving the ``async for``
         (or closing the iterator, or cancelling its task) stops the server's generator;
@@ -710,7 +712,7 @@ class Client(HandlerRegistry):
             raise NotConnected(f"the client is not connected to namespace {namespace!r}")
         if self._outgoing:
             args = self._apply_outgoing(name, args, namespace)
-        return link.streams.consume(namespace, name, args, window, timeout)
+        return link.streams.consume(namespace, name, args, window, timeout, item)
 
     # -- state and lifecycle ---------------------------------------------------------
 

@@ -172,7 +172,12 @@ class Session:
         return answer if result is None else as_result(answer, result)
 
     def stream(
-        self, name: str, *args: Any, window: int = 16, timeout: float = 60.0
+        self,
+        name: str,
+        *args: Any,
+        window: int = 16,
+        timeout: float = 60.0,
+        item: Any = None,
     ) -> AsyncIterator[Any]:
         """Iterate this client's stream ``name`` (registered with ``client.stream``);
         the same as :meth:`Client.stream`, the other way.
@@ -184,7 +189,7 @@ class Session:
             raise NotConnected(f"session {self.id} is not connected")
         if self._server._outgoing:
             args = self._server._apply_outgoing(name, args, self.namespace)
-        return self._conn.link.streams.consume(self.namespace, name, args, window, timeout)
+        return self._conn.link.streams.consume(self.namespace, name, args, window, timeout, item)
 
     async def enter_room(self, room: str) -> None:
         """Put this session in ``room``."""

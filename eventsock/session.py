@@ -274,7 +274,7 @@ class Link:
     def streams(self) -> Streams:
         """This connection's streams, both ways."""
         if self._streams is None:
-            self._streams = Streams(self)
+            self._streams = Streams(self, server_side=isinstance(self.protocol, ServerProtocol))
         return self._streams
 
     # -- acks ------------------------------------------------------------------------

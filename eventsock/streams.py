@@ -4,7 +4,8 @@ On the wire a stream is ordinary Socket.IO events with reserved names, on the
 namespace it was opened on:
 
 * ``["$stream", id, name, window, *args]`` (a call): the consumer opens stream ``id``
-  (an integer it chooses, unique on its connection) of the producer's ``name``
+  (an integer it chooses, unique on its connection: even when the client side chooses
+  it, odd when the server side does) of the producer's ``name``
   handler, granting ``window`` items of credit. The producer acks ``true`` once the
   stream runs, or answers an error object (``unknown_event``, ``invalid_arguments``).
 * ``["$item", id, item]``: the next item; never more than the credit granted.
@@ -28,6 +29,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Final
 
 from .codec import encode_event
+from .convert import as_result
 from .exceptions import ConnectionClosed, InvalidArguments, RemoteError, UnknownEvent
 from .handlers import STREAM_NAMES
 from .remote import error_args, raise_for_error
@@ -81,11 +83,13 @@ class _Consumer:
 class Streams:
     """The streams of one connection, both ways."""
 
-    def __init__(self, link: Link) -> None:
+    def __init__(self, link: Link, *, server_side: bool) -> None:
         self._link = link
         self._producers: dict[tuple[str, int], _Producer] = {}
         self._consumers: dict[tuple[str, int], _Consumer] = {}
-        self._next_id = 0
+        # ids the client side chooses are even, the server side's odd: an id is unique
+        # on the connection whichever side chose it
+        self._next_id = 1 if server_side else 0
 
     @property
     def active(self) -> int:
@@ -95,14 +99,22 @@ class Streams:
     # -- the consumer side ---------------------------------------------------------------
 
     async def consume(
-        self, namespace: str, name: str, args: tuple[Any, ...], window: int, timeout: float
+        self,
+        namespace: str,
+        name: str,
+        args: tuple[Any, ...],
+        window: int,
+        timeout: float,
+        item_type: Any = None,
     ) -> AsyncIterator[Any]:
         """Open stream ``name`` on the peer and yield its items (an async generator:
-        leaving its ``async for`` closes it, which cancels the stream)."""
+        leaving its ``async for`` closes it, which cancels the stream), each checked and
+        converted to ``item_type`` when given (:class:`InvalidResult` if it does not
+        fit)."""
         if type(window) is not int or not 1 <= window <= _MAX_WINDOW:
             raise ValueError(f"window must be an integer from 1 to {_MAX_WINDOW}")
         stream_id = self._next_id
-        self._next_id += 1
+        self._next_id += 2
         key = (namespace, stream_id)
         consumer = self._consumers[key] = _Consumer(window)
         link = self._link
@@ -121,7 +133,7 @@ class Streams:
                     if consumer.consumed >= max(1, window // 2) and not consumer.ended:
                         grant, consumer.consumed = consumer.consumed, 0
                         link.send(encode_event(CREDIT, (stream_id, grant), namespace))
-                    yield item
+                    yield item if item_type is None else as_result(item, item_type)
                     continue
                 if consumer.error is not None:
                     raise consumer.error

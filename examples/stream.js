@@ -7,11 +7,12 @@
 
 const { RemoteError, isErrorObject } = require("./remote_error.js");
 
-let nextStreamId = 0;
+let nextStreamId = 0; // a client's stream ids are even
 
 // --8<-- [start:helper]
 async function* consumeStream(socket, name, args = [], window = 16) {
-  const id = nextStreamId++;
+  const id = nextStreamId;
+  nextStreamId += 2;
   const items = [];
   let ended = false;
   let failure = null;

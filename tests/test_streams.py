@@ -239,6 +239,13 @@ async def test_streams_run_together_beside_events_and_both_ways(no_leaks: None) 
         results = await asyncio.gather(*(collect(w) for w in words), client.call("echo", 1))
         assert results == [*words, 1]
         session = next(iter(server._sessions.values()))
+        assert [r async for r in session.stream("readings", 2, item=Reading)] == [
+            Reading("t1", 0.0),
+            Reading("t1", 0.5),
+        ]
+        with pytest.raises(eventsock.InvalidResult, match="does not fit int"):
+            async for _ in session.stream("readings", 1, item=int):
+                pass
         assert [r async for r in session.stream("readings", 3)] == [
             {"sensor": "t1", "value": 0.0},
             {"sensor": "t1", "value": 0.5},

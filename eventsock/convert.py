@@ -20,6 +20,7 @@ at registration with :class:`TypeError`, never half-checked at run time.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import enum
 import sys
@@ -28,7 +29,7 @@ import typing
 from collections.abc import Callable
 from typing import Any, Final, Literal, Union
 
-from .exceptions import InvalidResult
+from .exceptions import InvalidArguments, InvalidResult
 
 __all__ = ["Converter", "Mismatch", "as_result", "converter_for", "describe", "encoder_for"]
 
@@ -91,6 +92,8 @@ def converter_for(annotation: Any) -> Converter | None:
         return _union(annotation, [converter_for(arg) for arg in args])
     if origin is Literal:
         return _literal(args)
+    if origin in (collections.abc.AsyncIterator, collections.abc.AsyncIterable):
+        return _upload(converter_for(args[0]) if args else None, annotation)
     if origin in (list, typing.List) or annotation is list:  # noqa: UP006
         return _sequence(list, converter_for(args[0]) if args else None, annotation)
     if origin in (set, frozenset) or annotation in (set, frozenset):
@@ -186,6 +189,36 @@ def _sequence(kind: type, item: Converter | None, annotation: Any) -> Converter:
         return out if kind is list else kind(out)
 
     return convert
+
+
+def _upload(item: Converter | None, annotation: Any) -> Converter:
+    """A stream passed as an argument (an upload): its items are checked as they come;
+    one that does not fit raises :class:`InvalidArguments` in the handler's loop."""
+
+    def convert(value: Any) -> Any:
+        if not hasattr(type(value), "__aiter__"):
+            raise Mismatch(f"expected a stream ({describe(annotation)}), got {_type_name(value)}")
+        return value if item is None else _checked_items(value, item)
+
+    return convert
+
+
+async def _checked_items(source: Any, item: Converter) -> Any:
+    index = 0
+    try:
+        async for value in source:
+            try:
+                yield item(value)
+            except Mismatch as exc:
+                raise InvalidArguments(
+                    f"item {index} of the stream{exc.path}: {exc.reason}",
+                    data={"item": index, "path": exc.path, "reason": exc.reason},
+                ) from None
+            index += 1
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 def _tuple(args: tuple[Any, ...], annotation: Any) -> Converter:

@@ -41,7 +41,7 @@ from .handlers import STREAM_NAMES, Handler, HandlerRegistry
 from .packets import RESERVED_EVENTS, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .remote import error_args, is_error_object, raise_for_error
-from .streams import Streams
+from .streams import UPLOAD, Streams
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
 __all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached", "settle"]
@@ -287,8 +287,18 @@ class Link:
             ConnectionClosed: the connection or namespace ended first.
             RemoteError: the peer answered with an error (its subclass by code).
         """
+        uploads: list[tuple[str, int]] | None = None
+        for value in args:
+            if hasattr(type(value), "__aiter__"):  # an upload: a stream as an argument
+                args, uploads = self.streams.send_uploads(namespace, args)
+                break
         ack_id = self.protocol.next_ack_id(namespace)
-        frame = encode_event(event, args, namespace, ack_id)
+        try:
+            frame = encode_event(event, args, namespace, ack_id)
+        except BaseException:
+            if uploads:
+                self.streams.end_uploads(uploads)
+            raise
         future: asyncio.Future[tuple[Any, ...]] = self._loop.create_future()
         key = (namespace, ack_id)
         self._acks[key] = future  # before sending: the ack may come back at once
@@ -301,6 +311,8 @@ class Link:
             answer = await future
         finally:
             self._acks.pop(key, None)
+            if uploads:
+                self.streams.end_uploads(uploads)
         raise_for_error(answer)
         return ack_result(answer)
 
@@ -406,6 +418,10 @@ class Link:
                 )
             return
         event_args = packet.args
+        for value in event_args:
+            if type(value) is dict and UPLOAD in value:  # the caller sent a stream
+                event_args = self.streams.accept_uploads(packet.namespace, event_args)
+                break
         if handler.params is not None:  # a typed handler: check and convert first
             try:
                 event_args = handler.convert(event_args)

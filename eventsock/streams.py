@@ -52,6 +52,11 @@ STREAM_EVENTS: Final = STREAM_NAMES
 assert frozenset({OPEN, ITEM, CREDIT, END, CANCEL}) == STREAM_NAMES
 
 _MAX_WINDOW: Final = 1 << 20
+#: The key of an upload's placeholder among a call's arguments.
+UPLOAD: Final = "$stream"
+#: The credit granted to an upload (items in flight from the caller).
+UPLOAD_WINDOW: Final = 16
+_DONE: Final = object()
 
 
 class _Producer:
@@ -113,35 +118,105 @@ class Streams:
         fit)."""
         if type(window) is not int or not 1 <= window <= _MAX_WINDOW:
             raise ValueError(f"window must be an integer from 1 to {_MAX_WINDOW}")
-        stream_id = self._next_id
-        self._next_id += 2
+        stream_id = self._new_id()
         key = (namespace, stream_id)
         consumer = self._consumers[key] = _Consumer(window)
         link = self._link
         try:
             await link.call(namespace, OPEN, (stream_id, name, window, *args), timeout)
             while True:
-                while not consumer.items and not consumer.ended:
-                    consumer.waiter = asyncio.get_running_loop().create_future()
-                    try:
-                        await consumer.waiter
-                    finally:
-                        consumer.waiter = None
-                if consumer.items:
-                    item = consumer.items.popleft()
-                    consumer.consumed += 1
-                    if consumer.consumed >= max(1, window // 2) and not consumer.ended:
-                        grant, consumer.consumed = consumer.consumed, 0
-                        link.send(encode_event(CREDIT, (stream_id, grant), namespace))
-                    yield item if item_type is None else as_result(item, item_type)
-                    continue
-                if consumer.error is not None:
-                    raise consumer.error
-                return
+                item = await self._next(namespace, stream_id, consumer)
+                if item is _DONE:
+                    return
+                yield item if item_type is None else as_result(item, item_type)
         finally:
-            self._consumers.pop(key, None)
-            if not consumer.ended and link.open:
-                link.send(encode_event(CANCEL, (stream_id,), namespace))
+            self._forget(namespace, stream_id, consumer)
+
+    async def _next(self, namespace: str, stream_id: int, consumer: _Consumer) -> Any:
+        """The consumer's next item (granting credit as it goes), or ``_DONE``."""
+        while not consumer.items and not consumer.ended:
+            consumer.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await consumer.waiter
+            finally:
+                consumer.waiter = None
+        if consumer.items:
+            item = consumer.items.popleft()
+            consumer.consumed += 1
+            if consumer.consumed >= max(1, consumer.window // 2) and not consumer.ended:
+                grant, consumer.consumed = consumer.consumed, 0
+                self._link.send(encode_event(CREDIT, (stream_id, grant), namespace))
+            return item
+        if consumer.error is not None:
+            raise consumer.error
+        return _DONE
+
+    def _forget(self, namespace: str, stream_id: int, consumer: _Consumer) -> None:
+        self._consumers.pop((namespace, stream_id), None)
+        if not consumer.ended and self._link.open:
+            self._link.send(encode_event(CANCEL, (stream_id,), namespace))
+
+    def _new_id(self) -> int:
+        stream_id = self._next_id
+        self._next_id += 2
+        return stream_id
+
+    # -- uploads: async iterables passed as call arguments ---------------------------------
+
+    def send_uploads(
+        self, namespace: str, args: tuple[Any, ...]
+    ) -> tuple[tuple[Any, ...], list[tuple[str, int]]]:
+        """``args`` with each async iterable replaced by ``{"$stream": id}``, each one
+        produced (as the peer grants credit) by a producer started here; returns the
+        new arguments and the producers' keys, for :meth:`end_uploads`."""
+        out: list[Any] = []
+        keys: list[tuple[str, int]] = []
+        for value in args:
+            if hasattr(type(value), "__aiter__"):
+                stream_id = self._new_id()
+                key = (namespace, stream_id)
+                producer = self._producers[key] = _Producer(0)  # the peer grants first
+                producer.task = self._link.spawn(
+                    self._produce(key, "upload", value, producer, None)
+                )
+                out.append({UPLOAD: stream_id})
+                keys.append(key)
+            else:
+                out.append(value)
+        return tuple(out), keys
+
+    def end_uploads(self, keys: list[tuple[str, int]]) -> None:
+        """The call that carried these uploads has ended: stop what still runs."""
+        for key in keys:
+            producer = self._producers.pop(key, None)
+            if producer is not None and producer.task is not None:
+                producer.task.cancel()
+
+    def accept_uploads(self, namespace: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``args`` with each ``{"$stream": id}`` replaced by an async iterator of the
+        peer's upload (credit is granted at once)."""
+        out = list(args)
+        for index, value in enumerate(args):
+            if (
+                type(value) is dict
+                and len(value) == 1
+                and type(value.get(UPLOAD)) is int
+                and (namespace, value[UPLOAD]) not in self._consumers
+            ):
+                out[index] = self._upload(namespace, value[UPLOAD], UPLOAD_WINDOW)
+        return tuple(out)
+
+    async def _upload(self, namespace: str, stream_id: int, window: int) -> AsyncIterator[Any]:
+        consumer = self._consumers[(namespace, stream_id)] = _Consumer(window)
+        self._link.send(encode_event(CREDIT, (stream_id, window), namespace))
+        try:
+            while True:
+                item = await self._next(namespace, stream_id, consumer)
+                if item is _DONE:
+                    return
+                yield item
+        finally:
+            self._forget(namespace, stream_id, consumer)
 
     def _on_item(self, namespace: str, args: tuple[Any, ...]) -> None:
         if len(args) != 2 or type(args[0]) is not int:
@@ -271,8 +346,11 @@ class Streams:
         except ConnectionClosed:
             pass
         finally:
-            self._producers.pop(key, None)
-            await generator.aclose()
+            if self._producers.get(key) is producer:
+                del self._producers[key]
+            aclose = getattr(generator, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     def _on_credit(self, namespace: str, args: tuple[Any, ...]) -> None:
         if len(args) != 2 or type(args[0]) is not int or type(args[1]) is not int:

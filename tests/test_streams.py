@@ -290,3 +290,108 @@ async def test_window_is_checked(no_leaks: None) -> None:
         with pytest.raises(ValueError, match="window"):
             async for _ in client.stream("one", window=0):
                 pass
+
+
+async def test_uploads_a_stream_as_a_call_argument(no_leaks: None) -> None:
+    server = eventsock.Server()
+    produced = 0
+    consumed = 0
+    ahead: list[int] = []
+
+    @server.on("upload")
+    async def upload(session: Session, name: str, chunks: AsyncIterator[bytes]) -> dict[str, Any]:
+        nonlocal consumed
+        total = 0
+        async for chunk in chunks:
+            consumed += 1
+            ahead.append(produced - consumed)
+            total += len(chunk)
+            await suspend_once()  # a slow consumer
+        return {"name": name, "bytes": total}
+
+    async def chunks(count: int) -> AsyncIterator[bytes]:
+        nonlocal produced
+        for _ in range(count):
+            produced += 1
+            yield b"x" * 4096
+
+    async with serving(server) as url, connected(url) as client:
+        assert await client.call("upload", "a.bin", chunks(100)) == {
+            "name": "a.bin",
+            "bytes": 409_600,
+        }
+        assert max(ahead) <= 16  # the upload window
+        assert await client.call("upload", "empty", chunks(0)) == {"name": "empty", "bytes": 0}
+        assert streams_left(server) == 0
+        assert client._link is not None and client._link.streams.active == 0
+
+
+async def test_an_upload_the_handler_leaves_is_stopped(no_leaks: None) -> None:
+    server = eventsock.Server()
+    closed = asyncio.Event()
+
+    @server.on("first")
+    async def first(session: Session, items: AsyncIterator[int]) -> int:
+        async for item in items:
+            return item  # leaves the rest unread
+        return -1
+
+    async def endless() -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    async with serving(server) as url, connected(url) as client:
+        assert await client.call("first", endless()) == 0
+        await asyncio.wait_for(closed.wait(), 5)  # the caller's generator was closed
+        assert client._link is not None and client._link.streams.active == 0
+
+
+async def test_upload_items_are_typed_and_errors_travel(no_leaks: None) -> None:
+    server = eventsock.Server()
+
+    @server.on("sum")
+    async def total(session: Session, numbers: AsyncIterator[int]) -> int:
+        return sum([n async for n in numbers])
+
+    async def items(*values: Any) -> AsyncIterator[Any]:
+        for value in values:
+            yield value
+
+    async def failing() -> AsyncIterator[int]:
+        yield 1
+        raise eventsock.RemoteError("disk gone", code="disk_gone")
+
+    async with serving(server) as url, connected(url) as client:
+        assert await client.call("sum", items(1, 2, 3)) == 6
+        with pytest.raises(eventsock.InvalidArguments, match="item 1 of the stream"):
+            await client.call("sum", items(1, "two", 3))
+        with pytest.raises(eventsock.RemoteError, match="disk_gone"):
+            await client.call("sum", failing())
+        with pytest.raises(eventsock.InvalidArguments, match="expected a stream"):
+            await client.call("sum", [1, 2])
+        assert streams_left(server) == 0
+
+
+async def test_the_server_uploads_to_a_client(no_leaks: None) -> None:
+    server = eventsock.Server()
+    async with serving(server) as url:
+        client = eventsock.Client()
+
+        @client.on("count")
+        async def count(items: AsyncIterator[str]) -> int:
+            return len([i async for i in items])
+
+        await client.connect(url, timeout=5)
+
+        async def words() -> AsyncIterator[str]:
+            for word in ("a", "b", "c"):
+                yield word
+
+        session = next(iter(server._sessions.values()))
+        assert await session.call("count", words(), timeout=5) == 3
+        await client.disconnect()

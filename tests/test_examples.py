@@ -110,6 +110,20 @@ async def stop(proc: Process, signum: signal.Signals) -> None:
     assert err == b""
 
 
+@exercises("file_transfer.py")
+async def test_file_transfer_example() -> None:
+    code, out, err = await run("file_transfer.py")
+    assert code == 0, err
+    assert err == ""
+    lines = [line for line in out.replace("\r", "\n").splitlines() if line]
+    total = 10 * 65536 + 123
+    assert lines[0].startswith("upload   [")
+    assert f"upload   [{'#' * 20}] {total}/{total} bytes" in lines
+    assert any(line.startswith("server stored 655483 bytes, sha256 ") for line in lines)
+    assert f"download [{'#' * 20}] {total}/{total} bytes" in lines
+    assert lines[-1] == "same file back: True"
+
+
 @exercises("live_feed.py")
 async def test_live_feed_example() -> None:
     code, out, err = await run("live_feed.py")

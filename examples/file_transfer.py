@@ -18,6 +18,16 @@ CHUNK = 64 * 1024
 
 
 # --8<-- [start:server]
+async def read_file(path: Path) -> AsyncIterator[bytes]:
+    """The file's chunks, read in a thread."""
+    source = await asyncio.to_thread(open, path, "rb")
+    try:
+        while chunk := await asyncio.to_thread(source.read, CHUNK):
+            yield chunk
+    finally:
+        await asyncio.to_thread(source.close)
+
+
 def create_server(storage: Path) -> eventsock.Server:
     server = eventsock.Server(max_payload=2 * CHUNK)
 
@@ -27,18 +37,21 @@ def create_server(storage: Path) -> eventsock.Server:
     ) -> dict[str, object]:
         digest = hashlib.sha256()
         size = 0
-        with open(storage / Path(name).name, "wb") as out:
+        # file I/O in a thread, so that the event loop serves everyone meanwhile
+        out = await asyncio.to_thread(open, storage / Path(name).name, "wb")
+        try:
             async for chunk in chunks:  # arrives as the client sends it, 16 chunks ahead
-                out.write(chunk)
+                await asyncio.to_thread(out.write, chunk)
                 digest.update(chunk)
                 size += len(chunk)
+        finally:
+            await asyncio.to_thread(out.close)
         return {"size": size, "sha256": digest.hexdigest()}  # acks the whole upload
 
     @server.stream("download")
     async def download(session: eventsock.Session, name: str) -> AsyncIterator[bytes]:
-        with open(storage / Path(name).name, "rb") as source:
-            while chunk := source.read(CHUNK):
-                yield chunk
+        async for chunk in read_file(storage / Path(name).name):
+            yield chunk
 
     return server
     # --8<-- [end:server]
@@ -55,15 +68,14 @@ def progress(label: str, done: int, total: int) -> None:
 
 async def read_chunks(path: Path, total: int) -> AsyncIterator[bytes]:
     sent = 0
-    with open(path, "rb") as source:
-        while chunk := source.read(CHUNK):
-            yield chunk
-            sent += len(chunk)
-            progress("upload  ", sent, total)
+    async for chunk in read_file(path):
+        yield chunk
+        sent += len(chunk)
+        progress("upload  ", sent, total)
 
 
 async def transfer(client: eventsock.Client, path: Path) -> None:
-    total = path.stat().st_size
+    total = (await asyncio.to_thread(path.stat)).st_size
     receipt = await client.call("upload", path.name, read_chunks(path, total))
     print("server stored", receipt["size"], "bytes, sha256", str(receipt["sha256"])[:16])
     received = hashlib.sha256()

@@ -54,6 +54,8 @@ class Handler:
     max_payload: int | None = None
     #: how many calls of this async handler may run at once, or None
     concurrency: int | None = None
+    #: the credit granted to streams passed as arguments (uploads), or None (default)
+    window: int | None = None
 
     def convert(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """The event's arguments converted to the handler's annotations.
@@ -194,19 +196,25 @@ def _as_args(result: Any, kind: str) -> tuple[Any, ...]:
 
 
 def _with_options(
-    handler: Handler, what: str, max_payload: int | None, concurrency: int | None
+    handler: Handler,
+    what: str,
+    max_payload: int | None,
+    concurrency: int | None,
+    window: int | None,
 ) -> Handler:
     if max_payload is not None and (type(max_payload) is not int or max_payload < 1):
         raise InvalidHandler(f"{what}: max_payload must be a positive integer of bytes")
+    if window is not None and (type(window) is not int or not 1 <= window <= 1 << 20):
+        raise InvalidHandler(f"{what}: window must be an integer from 1 to 2**20")
     if concurrency is None:
-        return replace(handler, max_payload=max_payload)
+        return replace(handler, max_payload=max_payload, window=window)
     if type(concurrency) is not int or concurrency < 1:
         raise InvalidHandler(f"{what}: concurrency must be a positive integer")
     if not handler.is_async:
         raise InvalidHandler(
             f"{what}: concurrency applies to async handlers (a sync one runs one at a time)"
         )
-    return replace(handler, max_payload=max_payload, concurrency=concurrency)
+    return replace(handler, max_payload=max_payload, concurrency=concurrency, window=window)
 
 
 def _hints(func: Callable[..., Any], names: list[str], what: str) -> dict[str, Any]:
@@ -492,6 +500,7 @@ class HandlerRegistry:
         namespace: str = "/",
         max_payload: int | None = None,
         concurrency: int | None = None,
+        window: int | None = None,
     ) -> F: ...
 
     @overload
@@ -503,6 +512,7 @@ class HandlerRegistry:
         namespace: str = "/",
         max_payload: int | None = None,
         concurrency: int | None = None,
+        window: int | None = None,
     ) -> Callable[[F], F]: ...
 
     def on(
@@ -513,6 +523,7 @@ class HandlerRegistry:
         namespace: str = "/",
         max_payload: int | None = None,
         concurrency: int | None = None,
+        window: int | None = None,
     ) -> F | Callable[[F], F]:
         """Register a handler for ``event`` on ``namespace``, as a decorator or directly.
 
@@ -524,6 +535,8 @@ class HandlerRegistry:
                 calling the handler.
             concurrency: how many calls of this (async) handler may run at once, on
                 the whole server or client; more wait their turn, in arrival order.
+            window: the credit granted to each stream the caller passes as an argument
+                (an upload): how many of its items may be in flight; 16 by default.
 
         Raises:
             InvalidHandler: the handler's signature cannot receive the event, or an
@@ -531,7 +544,14 @@ class HandlerRegistry:
         """
 
         def decorate(func: F) -> F:
-            self._add(namespace, event, func, max_payload=max_payload, concurrency=concurrency)
+            self._add(
+                namespace,
+                event,
+                func,
+                max_payload=max_payload,
+                concurrency=concurrency,
+                window=window,
+            )
             return func
 
         if handler is not None:
@@ -579,6 +599,7 @@ class HandlerRegistry:
         *,
         max_payload: int | None = None,
         concurrency: int | None = None,
+        window: int | None = None,
     ) -> None:
         if not isinstance(event, str) or not event:
             raise InvalidHandler(f"event name must be a non-empty string, not {event!r}")
@@ -600,10 +621,10 @@ class HandlerRegistry:
             handler = make_handler(func, leading=self._event_leading + 1, what=what, typed=True)
         else:
             handler = make_handler(func, leading=self._event_leading, what=what, typed=True)
-        if max_payload is not None or concurrency is not None:
+        if max_payload is not None or concurrency is not None or window is not None:
             if event in self._lifecycle:
                 raise InvalidHandler(f"{what}: lifecycle handlers take no per-event options")
-            handler = _with_options(handler, what, max_payload, concurrency)
+            handler = _with_options(handler, what, max_payload, concurrency, window)
         self._handlers.setdefault(namespace, {})[event] = handler
 
     def lookup(self, namespace: str, event: str) -> tuple[Handler | None, bool]:

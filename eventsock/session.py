@@ -420,7 +420,9 @@ class Link:
         event_args = packet.args
         for value in event_args:
             if type(value) is dict and UPLOAD in value:  # the caller sent a stream
-                event_args = self.streams.accept_uploads(packet.namespace, event_args)
+                event_args = self.streams.accept_uploads(
+                    packet.namespace, event_args, handler.window
+                )
                 break
         if handler.params is not None:  # a typed handler: check and convert first
             try:

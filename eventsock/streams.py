@@ -192,7 +192,9 @@ class Streams:
             if producer is not None and producer.task is not None:
                 producer.task.cancel()
 
-    def accept_uploads(self, namespace: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    def accept_uploads(
+        self, namespace: str, args: tuple[Any, ...], window: int | None = None
+    ) -> tuple[Any, ...]:
         """``args`` with each ``{"$stream": id}`` replaced by an async iterator of the
         peer's upload (credit is granted at once)."""
         out = list(args)
@@ -203,7 +205,7 @@ class Streams:
                 and type(value.get(UPLOAD)) is int
                 and (namespace, value[UPLOAD]) not in self._consumers
             ):
-                out[index] = self._upload(namespace, value[UPLOAD], UPLOAD_WINDOW)
+                out[index] = self._upload(namespace, value[UPLOAD], window or UPLOAD_WINDOW)
         return tuple(out)
 
     async def _upload(self, namespace: str, stream_id: int, window: int) -> AsyncIterator[Any]:

@@ -395,3 +395,31 @@ async def test_the_server_uploads_to_a_client(no_leaks: None) -> None:
         session = next(iter(server._sessions.values()))
         assert await session.call("count", words(), timeout=5) == 3
         await client.disconnect()
+
+
+async def test_the_handler_chooses_the_upload_window(no_leaks: None) -> None:
+    server = eventsock.Server()
+    produced = 0
+    ahead: list[int] = []
+
+    @server.on("slow_sink", window=3)
+    async def slow_sink(session: Session, items: AsyncIterator[int]) -> int:
+        count = 0
+        async for _ in items:
+            count += 1
+            ahead.append(produced - count)
+            for _ in range(3):
+                await suspend_once()
+        return count
+
+    async def numbers() -> AsyncIterator[int]:
+        nonlocal produced
+        for i in range(50):
+            produced += 1
+            yield i
+
+    async with serving(server) as url, connected(url) as client:
+        assert await client.call("slow_sink", numbers()) == 50
+    assert max(ahead) <= 3
+    with pytest.raises(eventsock.InvalidHandler, match="window"):
+        server.on("bad_window", lambda session, items: None, window=0)

@@ -319,6 +319,16 @@ class Connection:
             # "/" always exists, as in Socket.IO; other namespaces exist by their handlers.
             self.link.send(self.protocol.refuse(namespace, "Invalid namespace"))
             return
+        joined = len(self.protocol.connected) + len(self.protocol.pending)  # this one too
+        if joined > server.max_namespaces:
+            logger.warning(
+                "connection %s refused namespace %r: max_namespaces (%d) reached",
+                self.eio_sid,
+                namespace,
+                server.max_namespaces,
+            )
+            self.link.send(self.protocol.refuse(namespace, "Too many namespaces"))
+            return
         auth = dict(packet.data) if packet.data is not None else {}
         session = self._new_session(namespace, auth)
         handler = server._lifecycle_handler(namespace, "connect")

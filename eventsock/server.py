@@ -83,6 +83,11 @@ class Server(HandlerRegistry):
         recovery: connection state recovery options (:class:`Recovery`); off by
             default. With it on, events without an ack carry an offset as their last
             argument, which eventsock and socket.io clients understand.
+        max_connections: the most connections served at once; a WebSocket request
+            beyond it is refused with HTTP 503 ("Too many connections"). No limit by
+            default.
+        max_namespaces: the most namespaces one connection may join; a CONNECT beyond
+            it is answered with CONNECT_ERROR "Too many namespaces".
         debug: whether a handler's unexpected exception is described to the caller
             (its type, message and traceback in the ``internal_error`` answer); off by
             default, when the caller learns only that the call failed. For development.
@@ -115,8 +120,16 @@ class Server(HandlerRegistry):
         recovery: Recovery | None = None,
         backend: Backend | None = None,
         debug: bool = False,
+        max_connections: int | None = None,
+        max_namespaces: int = 64,
     ) -> None:
         super().__init__()
+        if max_connections is not None and max_connections < 1:
+            raise ValueError("max_connections must be None (no limit) or at least 1")
+        if max_namespaces < 1:
+            raise ValueError("max_namespaces must be at least 1")
+        self.max_connections = max_connections
+        self.max_namespaces = max_namespaces
         if ping_interval <= 0 or ping_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("ping_interval, ping_timeout and connect_timeout must be positive")
         if max_payload < 64:
@@ -331,6 +344,11 @@ class Server(HandlerRegistry):
             return 400, {"code": 3, "message": "Bad request"}
         if self._closing:
             return 503, {"code": 3, "message": "Server shutting down"}
+        if self.max_connections is not None and len(self._connections) >= self.max_connections:
+            logger.warning(
+                "refused a connection: max_connections (%d) reached", self.max_connections
+            )
+            return 503, {"code": 3, "message": "Too many connections"}
         return None
 
     def _serve_connection(self, request: HandshakeRequest, ws: WebSocket) -> Awaitable[None]:

@@ -126,7 +126,11 @@ def decode_packet(payload: bytes) -> Packet:
     if type(obj) is not dict:
         raise ProtocolError(f"a packet must be a msgpack map, not {type(obj).__name__}")
     if _undefined_seen != seen:
-        obj = _strip_undefined(obj)
+        try:
+            obj = _strip_undefined(obj)
+        except RecursionError:
+            # msgpack takes deeper nesting than Python's stack: refuse it, not crash
+            raise ProtocolError("packet nested too deeply") from None
     try:
         return _packet_from_map(obj)
     except ValueError as exc:

@@ -34,7 +34,7 @@ class Stage:
 
 @pytest.fixture
 async def stage() -> AsyncIterator[Stage]:
-    server = eventsock.Server(max_payload=1000, connect_timeout=0.2)
+    server = eventsock.Server(max_payload=8000, connect_timeout=0.2)
     reasons: asyncio.Queue[str] = asyncio.Queue()
     calls: list[asyncio.Future[Any]] = []
 
@@ -112,6 +112,14 @@ AFTER_CONNECT = {
     "ack id not an integer": (packet(type=3, nsp="/", data=[], id="7"), "ack id"),
     "disconnect with data": (packet(type=1, nsp="/", data="bye"), "must not carry data"),
     "extension type": (b"\x83\xa4type\x02\xa4data\x92\xa1x\xd4\x05\x00\xa3nsp\xa1/", "extension"),
+    "nested deeper than Python's stack, with an undefined": (
+        b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1x" + b"\x91" * 1000 + b"\xd4\x00\x00",
+        "nested too deeply",
+    ),
+    "nested deeper than msgpack takes": (
+        b"\x83\xa4type\x02\xa3nsp\xa1/\xa4data\x92\xa1x" + b"\x91" * 5000 + b"\xc0",
+        "invalid msgpack",
+    ),
     "text frame that is not Engine.IO": ("hello", "not an Engine.IO packet"),
     "empty text frame": ("", "empty text frame"),
     "JSON-parser text message": ('42["x"]', "JSON parser"),
@@ -175,7 +183,7 @@ async def test_oversized_frame_closes_the_connection(
 ) -> None:
     peer = await joined_peer(stage)
     try:
-        await peer.send_packet(Event("echo", (b"x" * 2000,)))
+        await peer.send_packet(Event("echo", (b"x" * 9000,)))
         assert await peer.wait_closed() == CLOSE_TOO_BIG
         assert await asyncio.wait_for(stage.reasons.get(), 5) == "transport error"
     finally:
@@ -187,7 +195,7 @@ async def test_oversized_frame_closes_the_connection(
 async def test_oversized_text_frame_closes_the_connection(stage: Stage) -> None:
     peer = await joined_peer(stage)
     try:
-        await peer.send("b" + "A" * 4000)
+        await peer.send("b" + "A" * 12000)
         assert await peer.wait_closed() == CLOSE_TOO_BIG
     finally:
         await peer.close()

@@ -123,3 +123,27 @@ def test_the_client_protocol_refuses_or_accepts_any_sequence(sequence: list[str 
             protocol.receive(frame)
         except ProtocolError:
             return
+
+
+def test_deep_nesting_is_refused_never_a_crash() -> None:
+    # found while writing these tests: an `undefined` at the bottom of deeply nested
+    # arrays made the decoder's walk hit Python's recursion limit (RecursionError)
+    header = (
+        b"\x83"
+        + msgpack.packb("type")
+        + b"\x02"
+        + msgpack.packb("nsp")
+        + msgpack.packb("/")
+        + msgpack.packb("data")
+        + b"\x92"
+        + msgpack.packb("e")
+    )
+
+    def nested(depth: int) -> bytes:
+        return header + b"\x91" * depth + b"\xd4\x00\x00"  # [[[...undefined...]]]
+
+    assert isinstance(decode_packet(nested(100)), Event)
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        decode_packet(nested(1000))  # fine for msgpack, too deep for Python's stack
+    with pytest.raises(ProtocolError, match="invalid msgpack"):
+        decode_packet(nested(5000))  # too deep for msgpack itself

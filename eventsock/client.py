@@ -290,8 +290,7 @@ class Client(HandlerRegistry):
                 phase = "open"
                 protocol = ClientProtocol(max_payload=self.max_payload)
                 link = Link(ws, protocol, tasks=self._tasks, debug=self.debug)
-                if self._error_handlers:
-                    link.error_hook = self._handle_error
+                link.error_hook = self._handle_error
                 # The CONNECTs go out at once, before the server's open packet is read:
                 # an Engine.IO server sends its open packet as soon as the WebSocket is
                 # up, before it reads anything, so this changes nothing for it and

@@ -216,8 +216,7 @@ class Connection:
         self.eio_sid = new_id()
         self.protocol = ServerProtocol(max_payload=server.max_payload)
         self.link = Link(ws, self.protocol, tasks=server._tasks, debug=server.debug)
-        if server._error_handlers:
-            self.link.error_hook = self._on_handler_error
+        self.link.error_hook = self._on_handler_error
         self.sessions: dict[str, Session] = {}
         # on the loop's shared timers: one asyncio timer for every connection's
         self._timers = timers_for(asyncio.get_running_loop())

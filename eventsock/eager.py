@@ -5,7 +5,8 @@ each in an asyncio task costs a task object, two trips through the event loop an
 done callback, which is most of the time of a small handler. :func:`start` runs the
 first step right away instead, in the caller's turn of the loop, and hands the
 coroutine to a task only when it really suspends, much like Python 3.12's eager tasks,
-which it stands in for on 3.11 (and on 3.12+ for writes, where no task is wanted at all).
+which it stands in for on 3.11. (Writes do the same with aiohttp's send coroutine, in
+``transport.WebSocket.write``, and continue it with :func:`resume` if it must wait.)
 
 While that first step runs, :func:`asyncio.current_task` returns a stand-in for the
 task the coroutine will continue in (:class:`FirstStep`), so ``asyncio.timeout``,
@@ -113,33 +114,29 @@ def step(
     loop: asyncio.AbstractEventLoop,
     coro: Coroutine[Any, Any, Any],
     context: contextvars.Context | None,
-    stand_in: FirstStep | None,
+    stand_in: FirstStep,
 ) -> tuple[Any, Any]:
-    """Run ``coro``'s first step now.
+    """Run ``coro``'s first step now, in ``context`` (the current one if ``None``).
 
     Returns ``(result, PENDING)`` when it finished, ``(PENDING, yielded)`` when it
     suspended on ``yielded`` (continue it with :func:`resume`). Exceptions it raises
-    propagate. With ``stand_in``, :func:`asyncio.current_task` returns it during the
-    step; without, the caller's task stays current (for coroutines known not to ask).
-    A cancellation asked for during a step that then finishes has nothing left to
+    propagate. During the step :func:`asyncio.current_task` returns ``stand_in``. A
+    cancellation asked for during a step that then finishes has nothing left to
     cancel, as with an eager task whose wrapper finishes in its first step.
     """
-    if stand_in is not None:
-        current = asyncio.tasks.current_task(loop)
-        if current is not None:
-            _leave_task(loop, current)
-        _enter_task(loop, stand_in)
+    current = asyncio.tasks.current_task(loop)
+    if current is not None:
+        _leave_task(loop, current)
+    _enter_task(loop, stand_in)
     try:
         yielded = coro.send(None) if context is None else context.run(coro.send, None)
     except StopIteration as stop:
-        if stand_in is not None:
-            stand_in._done = True
+        stand_in._done = True
         return stop.value, PENDING
     finally:
-        if stand_in is not None:
-            _leave_task(loop, stand_in)
-            if current is not None:
-                _enter_task(loop, current)
+        _leave_task(loop, stand_in)
+        if current is not None:
+            _enter_task(loop, current)
     return PENDING, yielded
 
 

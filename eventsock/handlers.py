@@ -8,6 +8,7 @@ arrived is compared with the bounds computed here; a handler is never retried af
 
 from __future__ import annotations
 
+import collections.abc
 import inspect
 import logging
 import typing
@@ -17,15 +18,13 @@ from typing import Any, ClassVar, Final, TypeVar, overload
 
 from .convert import Converter, Mismatch, converter_for, describe, encoder_for
 from .exceptions import InvalidArguments, InvalidHandler, RemoteError
+from .packets import STREAM_EVENTS
 
 __all__ = ["CATCH_ALL", "Handler", "HandlerRegistry", "Namespace"]
 
 logger = logging.getLogger("eventsock")
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: The reserved event names streams travel on (see eventsock.streams).
-STREAM_NAMES: Final = frozenset({"$stream", "$item", "$credit", "$end", "$cancel"})
 
 #: The event name of a catch-all handler, called for events with no handler of their own.
 CATCH_ALL: Final = "*"
@@ -56,6 +55,9 @@ class Handler:
     concurrency: int | None = None
     #: the credit granted to streams passed as arguments (uploads), or None (default)
     window: int | None = None
+    #: the positions of the parameters annotated ``AsyncIterator[...]``: the ones that
+    #: take a stream passed as an argument (an upload)
+    uploads: tuple[int, ...] = ()
 
     def convert(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """The event's arguments converted to the handler's annotations.
@@ -181,7 +183,16 @@ def make_handler(
         raise InvalidHandler(f"{what}: {name}: {exc}") from None
     if all(convert is None for _, _, convert in plan) and (rest is None or rest[2] is None):
         return replace(handler, encode=encode) if encode is not None else handler
-    return replace(handler, params=tuple(plan), rest=rest, encode=encode)
+    uploads = tuple(
+        index
+        for index, (_, annotation, _) in enumerate(plan)
+        if typing.get_origin(annotation) in _STREAM_ORIGINS
+    )
+    return replace(handler, params=tuple(plan), rest=rest, encode=encode, uploads=uploads)
+
+
+# the annotations of a parameter that takes an upload
+_STREAM_ORIGINS: Final = (collections.abc.AsyncIterator, collections.abc.AsyncIterable)
 
 
 def _as_args(result: Any, kind: str) -> tuple[Any, ...]:
@@ -437,7 +448,7 @@ class HandlerRegistry:
         """
 
         def decorate(func: F) -> F:
-            if not isinstance(name, str) or not name or name in STREAM_NAMES:
+            if not isinstance(name, str) or not name or name in STREAM_EVENTS:
                 raise InvalidHandler(f"stream name must be a non-empty string, not {name!r}")
             what = f"{self._role} stream {name!r} on {namespace!r}"
             handler = make_handler(
@@ -476,6 +487,8 @@ class HandlerRegistry:
         self, exc: Exception, namespace: str, event: str, *leading: Any
     ) -> Exception | None:
         """Run the error handlers for ``exc``; the RemoteError one of them gave, if any."""
+        if not self._error_handlers:
+            return None
         ordered = [f for ns, f in self._error_handlers if ns == namespace] + [
             f for ns, f in self._error_handlers if ns is None
         ]
@@ -606,7 +619,7 @@ class HandlerRegistry:
         if not isinstance(namespace, str) or not namespace.startswith("/"):
             raise InvalidHandler(f"namespace must be a string starting with '/', not {namespace!r}")
         what = f"{self._role} handler {event!r} on {namespace!r}"
-        if event in STREAM_NAMES:
+        if event in STREAM_EVENTS:
             raise InvalidHandler(f"{what}: {event!r} is reserved for streams")
         if event in self._lifecycle:
             leading, optional = self._lifecycle[event]

@@ -32,11 +32,22 @@ __all__ = [
     "Ping",
     "Pong",
     "RESERVED_EVENTS",
+    "STREAM_EVENTS",
 ]
 
 #: Event names that neither the JS peers nor eventsock will emit.
 RESERVED_EVENTS: Final = frozenset(
     {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}
+)
+
+#: The event names streams travel on (eventsock.streams): reserved, like the above.
+STREAM_OPEN: Final = "$stream"
+STREAM_ITEM: Final = "$item"
+STREAM_CREDIT: Final = "$credit"
+STREAM_END: Final = "$end"
+STREAM_CANCEL: Final = "$cancel"
+STREAM_EVENTS: Final = frozenset(
+    {STREAM_OPEN, STREAM_ITEM, STREAM_CREDIT, STREAM_END, STREAM_CANCEL}
 )
 
 # Ack ids travel as JS numbers; keep them within what every peer represents exactly.

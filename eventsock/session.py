@@ -37,11 +37,11 @@ from .exceptions import (
     RemoteError,
     UnknownEvent,
 )
-from .handlers import STREAM_NAMES, Handler, HandlerRegistry
-from .packets import RESERVED_EVENTS, Ack, Event
+from .handlers import Handler, HandlerRegistry
+from .packets import RESERVED_EVENTS, STREAM_EVENTS, STREAM_OPEN, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .remote import error_args, is_error_object, raise_for_error
-from .streams import UPLOAD, Streams
+from .streams import Streams
 from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
 __all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached", "settle"]
@@ -64,7 +64,7 @@ def check_event_name(event: str) -> None:
         raise ValueError(f"event name must be a string, not {type(event).__name__}")
     if event in RESERVED_EVENTS:
         raise ValueError(f"{event!r} is a reserved event name")
-    if event in STREAM_NAMES:
+    if event in STREAM_EVENTS:
         raise ValueError(f"{event!r} is reserved for streams")
 
 
@@ -348,16 +348,13 @@ class Link:
         An event with no handler, or whose arguments do not fit the handler's
         signature, is logged and dropped; when it asked for an ack, the caller is
         answered with an ``unknown_event`` or ``invalid_arguments`` error."""
-        if packet.name in STREAM_NAMES:  # stream control, not an application event
-            streams = self.streams
-            if packet.name == "$stream":
-                name = packet.args[1] if len(packet.args) > 1 else None
-                handler = (
-                    registry._stream_handler(packet.namespace, name) if type(name) is str else None
+        if packet.name in STREAM_EVENTS:  # stream control, not an application event
+            if packet.name == STREAM_OPEN:
+                self.streams.open_requested(
+                    registry, packet.args, packet.namespace, packet.id, leading
                 )
-                streams.open_requested(handler, packet.args, packet.namespace, packet.id, leading)
             else:
-                streams.received(packet.name, packet.namespace, packet.args)
+                self.streams.received(packet.name, packet.namespace, packet.args)
             return
         if registry._incoming:
             # event middleware first: it may transform the arguments or reject the event
@@ -418,12 +415,10 @@ class Link:
                 )
             return
         event_args = packet.args
-        for value in event_args:
-            if type(value) is dict and UPLOAD in value:  # the caller sent a stream
-                event_args = self.streams.accept_uploads(
-                    packet.namespace, event_args, handler.window
-                )
-                break
+        if handler.uploads:  # parameters annotated AsyncIterator[...] take streams
+            event_args = self.streams.accept_uploads(
+                packet.namespace, event_args, handler.uploads, handler.window
+            )
         if handler.params is not None:  # a typed handler: check and convert first
             try:
                 event_args = handler.convert(event_args)

@@ -31,29 +31,26 @@ from typing import TYPE_CHECKING, Any, Final
 from .codec import encode_event
 from .convert import as_result
 from .exceptions import ConnectionClosed, InvalidArguments, RemoteError, UnknownEvent
-from .handlers import STREAM_NAMES
+from .packets import STREAM_CANCEL, STREAM_CREDIT, STREAM_END, STREAM_ITEM, STREAM_OPEN
 from .remote import error_args, raise_for_error
 
 if TYPE_CHECKING:
-    from .handlers import Handler
+    from .handlers import HandlerRegistry
     from .session import Link
 
-__all__ = ["STREAM_EVENTS", "Streams"]
+__all__ = ["Streams"]
 
 logger = logging.getLogger("eventsock")
 
-OPEN: Final = "$stream"
-ITEM: Final = "$item"
-CREDIT: Final = "$credit"
-END: Final = "$end"
-CANCEL: Final = "$cancel"
-#: The reserved event names streams travel on.
-STREAM_EVENTS: Final = STREAM_NAMES
-assert frozenset({OPEN, ITEM, CREDIT, END, CANCEL}) == STREAM_NAMES
+OPEN: Final = STREAM_OPEN
+ITEM: Final = STREAM_ITEM
+CREDIT: Final = STREAM_CREDIT
+END: Final = STREAM_END
+CANCEL: Final = STREAM_CANCEL
 
 _MAX_WINDOW: Final = 1 << 20
 #: The key of an upload's placeholder among a call's arguments.
-UPLOAD: Final = "$stream"
+UPLOAD: Final = STREAM_OPEN
 #: The credit granted to an upload (items in flight from the caller).
 UPLOAD_WINDOW: Final = 16
 _DONE: Final = object()
@@ -193,12 +190,18 @@ class Streams:
                 producer.task.cancel()
 
     def accept_uploads(
-        self, namespace: str, args: tuple[Any, ...], window: int | None = None
+        self,
+        namespace: str,
+        args: tuple[Any, ...],
+        positions: tuple[int, ...],
+        window: int | None = None,
     ) -> tuple[Any, ...]:
-        """``args`` with each ``{"$stream": id}`` replaced by an async iterator of the
-        peer's upload (credit is granted at once)."""
+        """``args`` with each ``{"$stream": id}`` at ``positions`` (the handler's
+        parameters annotated ``AsyncIterator``) replaced by an async iterator of the
+        peer's upload, which grants its credit when first iterated."""
         out = list(args)
-        for index, value in enumerate(args):
+        for index in positions:
+            value = args[index] if index < len(args) else None
             if (
                 type(value) is dict
                 and len(value) == 1
@@ -262,13 +265,13 @@ class Streams:
 
     def open_requested(
         self,
-        handler: Handler | None,
+        registry: HandlerRegistry,
         packet_args: tuple[Any, ...],
         namespace: str,
         ack_id: int | None,
         leading: tuple[Any, ...],
     ) -> None:
-        """A peer opened a stream of ``handler`` (``None``: there is no such stream)."""
+        """A peer asked to open one of ``registry``'s streams (a ``$stream`` call)."""
         link = self._link
         if (
             len(packet_args) < 3
@@ -283,6 +286,7 @@ class Streams:
         stream_id, name, window = packet_args[0], packet_args[1], packet_args[2]
         args = packet_args[3:]
         key = (namespace, stream_id)
+        handler = registry._stream_handler(namespace, name)
         error: RemoteError | None = None
         if handler is None:
             error = UnknownEvent(f"no stream {name!r} on {namespace!r}")
@@ -297,10 +301,11 @@ class Streams:
                 args = handler.convert(args)
             except InvalidArguments as exc:
                 error = exc
-        if error is not None or handler is None:
+        if error is not None:
             if ack_id is not None:
-                link.send_error(namespace, ack_id, error or UnknownEvent(name))
+                link.send_error(namespace, ack_id, error)
             return
+        assert handler is not None
         try:
             generator = handler.func(*leading, *args)
         except Exception as exc:

@@ -28,9 +28,9 @@ def create_server() -> eventsock.Server:
         seq = 0
         try:
             while True:  # a feed without end: the client decides when it has enough
+                # (a real feed awaits its source here; the client's credit paces it)
                 yield Reading(sensor, seq, 20.0 + seq / 10)
                 seq += 1
-                await asyncio.sleep(0)  # a real feed would await its source here
         finally:
             print(f"server: feed for {sensor} closed after {seq} readings")
 

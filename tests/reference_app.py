@@ -12,6 +12,8 @@ from typing import Any
 
 import eventsock
 
+from .helpers import suspend_once
+
 SECRET = "secret"
 
 
@@ -107,7 +109,7 @@ class ReferenceServer:
                 while True:
                     yield i
                     i += 1
-                    await asyncio.sleep(0)
+                    await suspend_once()  # lets the consumer's credit arrive
             finally:
                 self.streams_closed.put_nowait(i)
 

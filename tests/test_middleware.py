@@ -319,3 +319,22 @@ def test_event_middleware_is_checked_at_registration() -> None:
 
     with pytest.raises(eventsock.InvalidHandler):
         server.outgoing(lambda event: None)
+
+
+async def test_error_handlers_registered_later_apply_to_open_connections(
+    no_leaks: None,
+) -> None:
+    server = eventsock.Server()
+
+    @server.on("fail")
+    def fail(session: Session) -> None:
+        raise LookupError("gone")
+
+    async with serving(server) as url, connected(url) as client:
+        with pytest.raises(eventsock.InternalError):
+            await client.call("fail")
+        server.on_error(
+            lambda exc, session, event: eventsock.RemoteError("not found", code="not_found")
+        )
+        with pytest.raises(eventsock.RemoteError, match="not_found"):
+            await client.call("fail")

@@ -29,6 +29,26 @@ def streams_left(server: eventsock.Server) -> int:
     return sum(conn.link.streams.active for conn in server._connections)
 
 
+def endless_stream(server: eventsock.Server, name: str, *, pause: bool = False) -> asyncio.Event:
+    """Register stream ``name``, counting up forever (suspending between items with
+    ``pause``); the event returned is set when its generator is closed."""
+    closed = asyncio.Event()
+
+    @server.stream(name)
+    async def endless(session: Session) -> AsyncIterator[int]:
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+                if pause:
+                    await suspend_once()
+        finally:
+            closed.set()
+
+    return closed
+
+
 async def test_items_arrive_in_order_exactly_once(no_leaks: None) -> None:
     server = eventsock.Server()
 
@@ -69,17 +89,7 @@ async def test_the_producer_never_runs_ahead_of_the_window(no_leaks: None) -> No
 
 async def test_leaving_the_loop_closes_the_generator(no_leaks: None) -> None:
     server = eventsock.Server()
-    closed = asyncio.Event()
-
-    @server.stream("forever")
-    async def forever(session: Session) -> AsyncIterator[int]:
-        try:
-            i = 0
-            while True:
-                yield i
-                i += 1
-        finally:
-            closed.set()
+    closed = endless_stream(server, "forever")
 
     async with serving(server) as url, connected(url) as client:
         async with contextlib.aclosing(client.stream("forever", window=4)) as items:
@@ -96,15 +106,7 @@ async def test_a_plain_break_closes_it_too(no_leaks: None) -> None:
     # without aclosing, the loop's async-generator finalizer closes the dropped
     # iterator at its next turn, which cancels the stream
     server = eventsock.Server()
-    closed = asyncio.Event()
-
-    @server.stream("forever")
-    async def forever(session: Session) -> AsyncIterator[int]:
-        try:
-            while True:
-                yield 1
-        finally:
-            closed.set()
+    closed = endless_stream(server, "forever")
 
     async with serving(server) as url, connected(url) as client:
         async for _ in client.stream("forever"):
@@ -181,18 +183,7 @@ async def test_errors_end_the_iteration(no_leaks: None) -> None:
 
 async def test_a_dropped_connection_ends_every_stream(no_leaks: None) -> None:
     server = eventsock.Server()
-    closed = asyncio.Event()
-
-    @server.stream("ticks")
-    async def ticks(session: Session) -> AsyncIterator[int]:
-        try:
-            i = 0
-            while True:
-                yield i
-                i += 1
-                await suspend_once()
-        finally:
-            closed.set()
+    closed = endless_stream(server, "ticks", pause=True)
 
     async with serving(server) as url:
         client = eventsock.Client(reconnection=False)
@@ -423,3 +414,13 @@ async def test_the_handler_chooses_the_upload_window(no_leaks: None) -> None:
     assert max(ahead) <= 3
     with pytest.raises(eventsock.InvalidHandler, match="window"):
         server.on("bad_window", lambda session, items: None, window=0)
+
+
+async def test_only_stream_annotated_parameters_take_uploads(no_leaks: None) -> None:
+    # a placeholder sent to a parameter that does not take streams is a plain map:
+    # no stream is made for it on the handler's side
+    server = eventsock.Server()
+    server.on("raw", lambda session, value: value)
+    async with serving(server) as url, connected(url) as client:
+        assert await client.call("raw", {"$stream": 7}) == {"$stream": 7}
+        assert streams_left(server) == 0

@@ -23,6 +23,8 @@ import pytest
 
 import eventsock
 
+from .helpers import Recorder
+
 pytestmark = pytest.mark.timeout(60)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +32,7 @@ EXAMPLES = ROOT / "examples"
 # Per step; the examples finish in well under a second.
 TIMEOUT = 15.0
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:([0-9]+))\n")
+WHITEBOARD_BUILD = "cd examples/whiteboard && npm ci && npm run build"
 
 Process = asyncio.subprocess.Process
 F = TypeVar("F", bound=Callable[..., Any])
@@ -314,7 +317,11 @@ async def test_cluster_reports_an_unreachable_redis() -> None:
 
 
 def test_every_example_is_exercised() -> None:
-    found = {path.relative_to(EXAMPLES).as_posix() for path in EXAMPLES.rglob("*.py")}
+    found = {
+        path.relative_to(EXAMPLES).as_posix()
+        for path in EXAMPLES.rglob("*.py")
+        if "node_modules" not in path.parts  # the whiteboard page's npm packages
+    }
     assert found, "no examples found"
     assert found - EXERCISED == set(), "examples no test runs: add a test for them"
     assert EXERCISED - found == set(), "tests name examples that do not exist"
@@ -360,3 +367,118 @@ async def test_chat_app_through_the_command_line() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@exercises("whiteboard/server.py")
+async def test_whiteboard_server(tmp_path: Path) -> None:
+    # The board protocol with eventsock clients; tests/test_browser.py runs the page.
+    # Small limits, to reach them: 12 points a board, 2 boards.
+    bundle = tmp_path / "bundle.js"
+    args = ("--max-points", "12", "--max-boards", "2", "--bundle", str(bundle))
+    async with (
+        serving("whiteboard/server.py", *args) as (server, url),
+        aiohttp.ClientSession() as http,
+    ):
+        assert server.stdout is not None
+        hint = (await asyncio.wait_for(server.stdout.readline(), TIMEOUT)).decode()
+        assert hint == f"the page is not built (no {bundle}): {WHITEBOARD_BUILD}\n"
+        async with http.get(f"{url}/?room=lobby") as response:
+            assert response.status == 503
+            assert WHITEBOARD_BUILD in await response.text()
+        async with http.get(f"{url}/bundle.js") as response:
+            assert response.status == 404
+            assert WHITEBOARD_BUILD in await response.text()
+        bundle.write_text("// built\n")
+        async with http.get(f"{url}/?room=lobby") as response:
+            assert response.status == 200
+            assert '<script src="/bundle.js"></script>' in await response.text()
+        async with http.get(f"{url}/bundle.js") as response:
+            assert await response.text() == "// built\n"
+
+        clients = [eventsock.Client(reconnection=False) for _ in range(5)]
+        ann, bob, cat, dan, eve = clients
+        heard = {event: Recorder() for event in ("joined", "left", "stroke", "cursor", "cleared")}
+        for event, recorder in heard.items():
+            bob.on(event, recorder)
+        cat_heard = Recorder()
+        cat.on("cleared", cat_heard)
+        async with ann, bob, cat, dan, eve:
+            for client in clients:
+                await client.connect(url, timeout=TIMEOUT)
+
+            async def call(client: eventsock.Client, *args: Any) -> Any:
+                return await client.call(*args, timeout=TIMEOUT)
+
+            async def refused(client: eventsock.Client, *args: Any) -> eventsock.RemoteError:
+                with pytest.raises(eventsock.RemoteError) as info:
+                    await call(client, *args)
+                return info.value
+
+            line = {"points": [[10, 10], [20.5, 20]], "colour": "#112233", "width": 4}
+            assert (await refused(ann, "stroke", line)).code == "not_joined"
+            assert (await refused(ann, "clear")).code == "not_joined"
+            assert (await refused(ann, "join", "no spaces", "ann")).code == "invalid_room"
+            assert (await refused(ann, "join", "t1", " ")).code == "invalid_name"
+            assert await call(ann, "join", "t1", "ann") == {
+                "you": ann.sid,
+                "width": 1600,
+                "height": 1000,
+                "strokes": [],
+                "users": [{"id": ann.sid, "name": "ann"}],
+            }
+            joined = await call(bob, "join", "t1", "bob")
+            assert joined["users"] == [
+                {"id": ann.sid, "name": "ann"},
+                {"id": bob.sid, "name": "bob"},
+            ]
+
+            # a stroke: saved, numbered, and sent to the others on the board
+            assert await call(ann, "stroke", line) == 1
+            saved = {"id": 1, "by": ann.sid, **line, "points": [[10.0, 10.0], [20.5, 20.0]]}
+            assert (await heard["stroke"].wait(1, TIMEOUT))[0] == (saved,)
+            await ann.emit("cursor", 5, 6.5)
+            assert (await heard["cursor"].wait(1, TIMEOUT))[0] == (ann.sid, 5.0, 6.5)
+
+            # what does not fit is refused, with a reason, and not saved
+            wrong_type = await refused(ann, "stroke", {**line, "points": "nope"})
+            assert isinstance(wrong_type, eventsock.InvalidArguments)
+            assert wrong_type.message.startswith("argument 'stroke'.points")
+            for bad, reason in [
+                ({"points": []}, "a stroke has 1 to 256 points"),
+                ({"points": [[0, 0]] * 257}, "a stroke has 1 to 256 points"),
+                ({"points": [[1601, 0]]}, "point [1601.0, 0.0] is outside the 1600x1000 board"),
+                ({"colour": "red"}, "colour must look like #1d4ed8, not 'red'"),
+                ({"width": 0}, "width must be between 1 and 64"),
+            ]:
+                error = await refused(ann, "stroke", {**line, **bad})
+                assert (error.code, error.message) == ("invalid_stroke", reason)
+            assert await call(ann, "stroke", {**line, "points": [[1, 1]] * 10}) == 2
+            full = await refused(ann, "stroke", line)  # 12 points saved already
+            assert full.code == "board_full"
+            assert full.message == "the board holds 12 points: clear it"
+
+            # a late joiner gets the board as it is, and who is there
+            late = await call(cat, "join", "t1", "cat")
+            assert [stroke["id"] for stroke in late["strokes"]] == [1, 2]
+            assert late["strokes"][0] == saved
+            assert [user["name"] for user in late["users"]] == ["ann", "bob", "cat"]
+            assert [args[0]["name"] for args in await heard["joined"].wait(1, TIMEOUT)] == ["cat"]
+
+            # two boards at most; an empty one is forgotten to make room
+            assert (await call(dan, "join", "t2", "dan"))["strokes"] == []
+            assert (await refused(eve, "join", "t3", "eve")).code == "too_many_boards"
+            await call(dan, "join", "t1", "dan")  # one board at a time: t2 is empty now
+            assert (await call(eve, "join", "t3", "eve"))["users"] == [
+                {"id": eve.sid, "name": "eve"}
+            ]
+
+            # presence: a client that leaves is announced to the others
+            ann_id = ann.sid
+            await ann.disconnect()
+            assert (await heard["left"].wait(1, TIMEOUT))[0] == (ann_id,)
+            assert await call(bob, "clear") == 2
+            assert (await cat_heard.wait(1, TIMEOUT))[0] == (bob.sid,)
+            # not sent back to the one who cleared: it would have come before the ack
+            assert heard["cleared"].calls == []
+            assert (await call(cat, "join", "t1", "cat"))["strokes"] == []
+        await stop(server, signal.SIGTERM)

@@ -14,18 +14,23 @@ from .exceptions import (
     InvalidArguments,
     InvalidHandler,
     InvalidResult,
+    LimitExceeded,
     NotConnected,
     ProtocolError,
+    RateLimited,
     RemoteError,
     SendBufferFull,
+    TooManyCalls,
     UnknownEvent,
 )
 from .handlers import Namespace
+from .limits import Backpressure, RateLimit, Stats
 from .recovery import Recovery
 from .server import Server, Session, SessionInfo
 
 __all__ = [
     "AckTimeout",
+    "Backpressure",
     "Client",
     "ClusterUnavailable",
     "ConnectionClosed",
@@ -37,15 +42,20 @@ __all__ = [
     "InvalidArguments",
     "InvalidHandler",
     "InvalidResult",
+    "LimitExceeded",
     "Namespace",
     "NotConnected",
     "ProtocolError",
+    "RateLimit",
+    "RateLimited",
     "Recovery",
     "RemoteError",
     "SendBufferFull",
     "Server",
     "Session",
     "SessionInfo",
+    "Stats",
+    "TooManyCalls",
     "UnknownEvent",
 ]
 

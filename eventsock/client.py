@@ -26,6 +26,7 @@ from .exceptions import (
     SendBufferFull,
 )
 from .handlers import HandlerRegistry
+from .limits import Backpressure, LinkLimits, Stats
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .protocol import ClientProtocol
 from .session import Link, check_event_name, run_detached, settle
@@ -61,7 +62,9 @@ DISCONNECT_GRACE: Final = 10.0
 _OFFSET_SHAPE: Final = re.compile(r"[0-9A-Za-z_-]{1,32}(?:\.[0-9]+)?")
 
 #: Reasons after which the client reconnects (when ``reconnection`` is on).
-RECONNECT_REASONS: Final = frozenset({"transport close", "transport error", "ping timeout"})
+RECONNECT_REASONS: Final = frozenset(
+    {"transport close", "transport error", "ping timeout", "slow consumer"}
+)
 
 
 async def _resolve(source: Any) -> Any:
@@ -97,6 +100,13 @@ class Client(HandlerRegistry):
             ``"raise"`` raises :class:`~eventsock.SendBufferFull`.
         debug: whether a client handler's unexpected exception is described to the
             server that called it (type, message, traceback); off by default.
+        backpressure: the bound of the outgoing queue while the server reads slower
+            than the client sends (:class:`~eventsock.Backpressure`): ``emit()`` and
+            ``call()`` wait for room up to its ``send_timeout``.
+        max_pending_calls: calls that may wait for their acks at once; ``call()``
+            beyond it raises :class:`~eventsock.LimitExceeded`.
+        max_incoming_calls: the server's calls whose handlers may run at once; one
+            beyond it is answered with :class:`~eventsock.TooManyCalls`.
 
     Example:
         ```python
@@ -131,8 +141,18 @@ class Client(HandlerRegistry):
         buffer_size: int = 1000,
         buffer_overflow: Literal["drop_oldest", "raise"] = "drop_oldest",
         debug: bool = False,
+        backpressure: Backpressure | None = None,
+        max_pending_calls: int = 1024,
+        max_incoming_calls: int = 256,
     ) -> None:
         super().__init__()
+        self._limits = LinkLimits(
+            backpressure if backpressure is not None else Backpressure(),
+            max_pending_calls,
+            max_incoming_calls,
+        )
+        #: What the limits did on this client's connections (see :class:`Stats`).
+        self.stats = Stats()
         if reconnection_attempts is not None and reconnection_attempts < 0:
             raise ValueError("reconnection_attempts must be None (no limit) or >= 0")
         if buffer_size < 0:
@@ -289,7 +309,14 @@ class Client(HandlerRegistry):
                 )
                 phase = "open"
                 protocol = ClientProtocol(max_payload=self.max_payload)
-                link = Link(ws, protocol, tasks=self._tasks, debug=self.debug)
+                link = Link(
+                    ws,
+                    protocol,
+                    tasks=self._tasks,
+                    debug=self.debug,
+                    limits=self._limits,
+                    stats=self.stats,
+                )
                 link.error_hook = self._handle_error
                 # The CONNECTs go out at once, before the server's open packet is read:
                 # an Engine.IO server sends its open packet as soon as the WebSocket is
@@ -595,10 +622,13 @@ class Client(HandlerRegistry):
 
         While the client reconnects, the event waits in a bounded buffer and is sent
         after the namespace reconnects, before its ``connect`` handler runs; a
-        ``volatile`` event is dropped instead (and counted in :attr:`dropped`).
+        ``volatile`` event is dropped instead (and counted in :attr:`dropped`). When
+        the server reads slower than the client sends and the outgoing queue is full,
+        this waits for room (see ``backpressure``); a ``volatile`` event is dropped.
 
         Raises:
             NotConnected: ``namespace`` is not connected and not reconnecting.
+            ConnectionClosed: the server read nothing for the ``send_timeout``.
             SendBufferFull: the buffer is full and ``buffer_overflow`` is ``"raise"``.
             EncodeError: an argument cannot be encoded.
             ValueError: ``event`` is a reserved name.
@@ -609,7 +639,7 @@ class Client(HandlerRegistry):
             args = self._apply_outgoing(event, args, namespace)
         frame = encode_event(event, args, namespace)
         if link is not None:
-            link.send(frame)
+            await link.push_wait(frame, volatile=volatile)
             return
         if volatile:
             self.dropped += 1

@@ -116,22 +116,29 @@ class Session:
         """The rooms this session is in, its own room (its id) included."""
         return self._server._rooms_for(self.namespace).rooms_of(self.id)
 
-    def _deliver(self, frame: bytes) -> None:
+    def _deliver(self, frame: bytes, volatile: bool = False) -> None:
+        """Send a frame that may not wait (a broadcast): a full queue drops it when
+        ``volatile`` and disconnects the slow consumer otherwise (see Backpressure)."""
         if self._buffer is not None:
             self._buffer.append(frame)
         elif self.connected:
             try:
-                self._conn.link.send(frame)
+                self._conn.link.push(frame, volatile=volatile)
             except ConnectionClosed:
                 pass  # the connection is ending; its disconnect handling is under way
 
     async def emit(self, event: str, *args: Any, volatile: bool = False) -> None:
         """Send an event to this client.
 
+        When the client reads slower than it is sent to and its queue is full (see
+        :class:`~eventsock.Backpressure`), this waits for room, up to the
+        ``send_timeout``; then the client is disconnected ("slow consumer"). A
+        ``volatile`` event never waits: it is dropped for a client whose queue is full.
         With recovery on, the event is kept for replay unless it is ``volatile``.
 
         Raises:
             NotConnected: the session has ended.
+            ConnectionClosed: the client was disconnected as a slow consumer.
             EncodeError: an argument cannot be encoded.
         """
         check_event_name(event)
@@ -139,9 +146,16 @@ class Session:
             raise NotConnected(f"session {self.id} is not connected")
         if self._server._outgoing:
             args = self._server._apply_outgoing(event, args, self.namespace)
-        self._deliver(
-            self._server._encode_event(event, args, self.namespace, (self.id,), (), volatile)
-        )
+        frame = self._server._encode_event(event, args, self.namespace, (self.id,), (), volatile)
+        if self._buffer is not None or volatile:
+            self._deliver(frame, volatile)
+            return
+        try:
+            await self._conn.link.push_wait(frame)
+        except ConnectionClosed:
+            if self._conn.link.close_reason == "slow consumer":
+                raise
+            # the connection is ending; its disconnect handling is under way
 
     async def call(self, event: str, *args: Any, timeout: float = 60.0, result: Any = None) -> Any:
         """Send an event to this client and return its acknowledgement.
@@ -215,7 +229,14 @@ class Connection:
         self.handshake = handshake
         self.eio_sid = new_id()
         self.protocol = ServerProtocol(max_payload=server.max_payload)
-        self.link = Link(ws, self.protocol, tasks=server._tasks, debug=server.debug)
+        self.link = Link(
+            ws,
+            self.protocol,
+            tasks=server._tasks,
+            debug=server.debug,
+            limits=server._limits,
+            stats=server.stats,
+        )
         self.link.error_hook = self._on_handler_error
         self.sessions: dict[str, Session] = {}
         # on the loop's shared timers: one asyncio timer for every connection's

@@ -10,12 +10,15 @@ EventsockError
 ├── ConnectionClosed       the connection or namespace ended while an operation needed it
 │   └── NotConnected       an operation named a namespace that is not connected
 ├── SendBufferFull         emit() while reconnecting found the send buffer full
+├── LimitExceeded          a limit of this side refused the operation (calls in flight)
 ├── ClusterUnavailable     a cluster-wide request could not reach the other server nodes
 ├── AckTimeout             (also TimeoutError) no acknowledgement arrived within the timeout
 ├── InvalidResult          (also TypeError) an ack does not fit the result type call() asked for
 └── RemoteError            the peer's handler answered a call with an error (code, message, data)
     ├── InvalidArguments   the call's arguments do not fit the handler
     ├── UnknownEvent       no handler for the event on the peer
+    ├── RateLimited        the peer's rate limit refused the call
+    ├── TooManyCalls       the peer is already handling as many calls as it takes
     └── InternalError      the peer's handler failed unexpectedly
 ```
 """
@@ -36,10 +39,13 @@ __all__ = [
     "InvalidArguments",
     "InvalidHandler",
     "InvalidResult",
+    "LimitExceeded",
     "NotConnected",
     "ProtocolError",
+    "RateLimited",
     "RemoteError",
     "SendBufferFull",
+    "TooManyCalls",
     "UnknownEvent",
 ]
 
@@ -105,6 +111,11 @@ class SendBufferFull(EventsockError):
     the client was made with ``buffer_overflow="raise"``."""
 
 
+class LimitExceeded(EventsockError):
+    """Raised by ``call()`` when this side already has ``max_pending_calls`` calls
+    waiting for their acks on the connection."""
+
+
 class ClusterUnavailable(EventsockError):
     """Raised by ``Server.call`` when the session is not on this node and the backend
     cannot reach the other nodes (Redis is down)."""
@@ -161,6 +172,20 @@ class UnknownEvent(RemoteError):
     """The peer has no handler for the event called."""
 
     default_code = "unknown_event"
+
+
+class RateLimited(RemoteError):
+    """The peer's rate limit refused the call; ``data["retry_after"]`` says in how many
+    seconds it takes one again."""
+
+    default_code = "rate_limited"
+
+
+class TooManyCalls(RemoteError):
+    """The peer was already handling as many of this connection's calls as it takes
+    at once (its ``max_incoming_calls``)."""
+
+    default_code = "too_many_calls"
 
 
 class InternalError(RemoteError):

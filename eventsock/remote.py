@@ -17,7 +17,14 @@ from __future__ import annotations
 import traceback
 from typing import Any, Final
 
-from .exceptions import InternalError, InvalidArguments, RemoteError, UnknownEvent
+from .exceptions import (
+    InternalError,
+    InvalidArguments,
+    RateLimited,
+    RemoteError,
+    TooManyCalls,
+    UnknownEvent,
+)
 
 __all__ = ["ERROR_KEY", "error_args", "is_error_object", "raise_for_error"]
 
@@ -25,7 +32,8 @@ __all__ = ["ERROR_KEY", "error_args", "is_error_object", "raise_for_error"]
 ERROR_KEY: Final = "$error"
 
 _BY_CODE: Final[dict[str, type[RemoteError]]] = {
-    cls.default_code: cls for cls in (InvalidArguments, UnknownEvent, InternalError)
+    cls.default_code: cls
+    for cls in (InvalidArguments, UnknownEvent, InternalError, RateLimited, TooManyCalls)
 }
 
 

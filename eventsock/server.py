@@ -33,6 +33,7 @@ from .exceptions import (
     RemoteError,
 )
 from .handlers import F, Handler, HandlerRegistry, make_handler
+from .limits import Backpressure, LinkLimits, RateLimit, Stats
 from .node import Node
 from .recovery import Recovery, ReplayLog, SessionStore
 from .remote import error_args, raise_for_error
@@ -88,6 +89,14 @@ class Server(HandlerRegistry):
             default.
         max_namespaces: the most namespaces one connection may join; a CONNECT beyond
             it is answered with CONNECT_ERROR "Too many namespaces".
+        backpressure: the bound of each connection's outgoing queue, and what happens
+            to a client that reads too slowly (:class:`~eventsock.Backpressure`).
+        max_pending_calls: calls the server may have waiting for one connection's acks;
+            ``call()`` beyond it raises :class:`~eventsock.LimitExceeded`.
+        max_incoming_calls: calls of one connection whose handlers may run at once; a
+            call beyond it is answered with :class:`~eventsock.TooManyCalls`.
+        rate_limit: a token bucket for each connection's incoming events
+            (:class:`~eventsock.RateLimit`); none by default.
         debug: whether a handler's unexpected exception is described to the caller
             (its type, message and traceback in the ``internal_error`` answer); off by
             default, when the caller learns only that the call failed. For development.
@@ -122,8 +131,20 @@ class Server(HandlerRegistry):
         debug: bool = False,
         max_connections: int | None = None,
         max_namespaces: int = 64,
+        backpressure: Backpressure | None = None,
+        max_pending_calls: int = 1024,
+        max_incoming_calls: int = 256,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__()
+        self._limits = LinkLimits(
+            backpressure if backpressure is not None else Backpressure(),
+            max_pending_calls,
+            max_incoming_calls,
+            rate_limit,
+        )
+        #: What the limits did: drops, slow consumers, rate-limited events.
+        self.stats = Stats()
         if max_connections is not None and max_connections < 1:
             raise ValueError("max_connections must be None (no limit) or at least 1")
         if max_namespaces < 1:
@@ -439,7 +460,7 @@ class Server(HandlerRegistry):
         for sid in rooms.resolve(to, skip):
             session = sessions.get(sid)
             if session is not None:
-                session._deliver(frame)
+                session._deliver(frame, volatile)
 
     def _encode_event(
         self,

@@ -33,20 +33,26 @@ from .exceptions import (
     ConnectionClosed,
     InternalError,
     InvalidArguments,
+    LimitExceeded,
     ProtocolError,
+    RateLimited,
     RemoteError,
+    TooManyCalls,
     UnknownEvent,
 )
 from .handlers import Handler, HandlerRegistry
+from .limits import LinkLimits, Stats, TokenBucket
 from .packets import RESERVED_EVENTS, STREAM_EVENTS, STREAM_OPEN, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
 from .remote import error_args, is_error_object, raise_for_error
 from .streams import Streams
-from .transport import CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
+from .transport import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
 __all__ = ["Link", "ack_args", "ack_result", "check_event_name", "run_detached", "settle"]
 
 logger = logging.getLogger("eventsock")
+
+DEFAULT_LIMITS: Final = LinkLimits()
 
 # Seconds a closing handshake may take before the TCP connection is dropped.
 CLOSE_TIMEOUT = 5.0
@@ -96,12 +102,28 @@ class Link:
         *,
         tasks: set[asyncio.Task[Any]],
         debug: bool = False,
+        limits: LinkLimits = DEFAULT_LIMITS,
+        stats: Stats | None = None,
     ) -> None:
         self.ws = ws
         self.protocol = protocol
         self.close_reason: str | None = None
         self._loop = asyncio.get_running_loop()
-        self._queue: list[str | bytes] = []  # swapped out whole by the writer
+        # Frames waiting behind a write that waits for the transport to drain, and
+        # their size; bounded by limits.backpressure for everything but control frames.
+        self._queue: deque[str | bytes] = deque()
+        self._queued_bytes = 0
+        self._room: asyncio.Future[None] | None = None  # senders waiting for room
+        self._limits = limits
+        self._stats = stats if stats is not None else Stats()
+        self._bucket = (
+            TokenBucket(limits.rate_limit, self._loop.time())
+            if limits.rate_limit is not None
+            else None
+        )
+        self._serving = 0  # the peer's calls whose handlers are still running
+        #: Frames dropped for this peer because its queue was full.
+        self.dropped = 0
         # The writer task exists only while there is something to write: an idle
         # connection holds no task and no event, which keeps it small.
         self._writer: asyncio.Task[None] | None = None
@@ -145,6 +167,7 @@ class Link:
             raise ConnectionClosed(self.close_reason or "connection closed")
         if self._sending or self._queue:
             self._queue.append(frame)
+            self._queued_bytes += len(frame)
             if not self._sending:
                 self._start_writer()
             return
@@ -170,16 +193,19 @@ class Link:
                     await rest
                 finally:
                     self._sending = False
-            if self._queue and not self._sending:
+            queue = self._queue
+            if queue and not self._sending:
                 self._sending = True
                 try:
                     ws = self.ws
-                    while self._queue:
-                        batch, self._queue = self._queue, []
-                        for frame in batch:
-                            more = ws.write(frame)
-                            if more is not None:
-                                await more
+                    while queue:
+                        frame = queue.popleft()
+                        self._queued_bytes -= len(frame)
+                        if self._room is not None:
+                            self._wake_senders()
+                        more = ws.write(frame)
+                        if more is not None:
+                            await more
                 finally:
                     self._sending = False
         except ConnectionClosed as exc:
@@ -187,7 +213,117 @@ class Link:
         finally:
             if self._closing:
                 self._queue.clear()
+                self._queued_bytes = 0
                 await self._close_ws()
+
+    # -- the bounded queue -----------------------------------------------------------
+
+    def _fits(self, size: int) -> bool:
+        """Whether a frame of ``size`` bytes may be sent or queued now."""
+        queue = self._queue
+        if not queue:
+            return True  # written now, or the only one behind the write in progress
+        bounds = self._limits.backpressure
+        return len(queue) < bounds.max_packets and self._queued_bytes + size <= bounds.max_bytes
+
+    def push(self, frame: str | bytes, *, volatile: bool = False) -> bool:
+        """Send a frame that may not wait for room (a broadcast, an ack, a stream item);
+        returns whether it was sent or queued.
+
+        A full queue drops a ``volatile`` frame (or any, with ``overflow="drop"``);
+        otherwise the peer is disconnected as a slow consumer.
+
+        Raises:
+            ConnectionClosed: the connection is closing or closed.
+        """
+        if self._queue and not self._fits(len(frame)):
+            if self._closing:
+                raise ConnectionClosed(self.close_reason or "connection closed")
+            if volatile or self._limits.backpressure.overflow == "drop":
+                self._drop(frame)
+            else:
+                self.slow_consumer()
+            return False
+        self.send(frame)
+        return True
+
+    async def push_wait(self, frame: str | bytes, *, volatile: bool = False) -> None:
+        """Send a frame, waiting up to ``send_timeout`` for room in a full queue (a
+        ``volatile`` one is dropped instead); a peer that makes no room in that time
+        is disconnected as a slow consumer.
+
+        Raises:
+            ConnectionClosed: the connection closed, or was closed as a slow consumer.
+        """
+        if not self._fits(len(frame)) and not self._closing:
+            if volatile:
+                self._drop(frame)
+                return
+            await self.wait_for_room(len(frame))
+        self.send(frame)
+
+    async def wait_for_room(self, size: int) -> None:
+        """Wait until a frame of ``size`` bytes fits in the queue, up to the
+        ``send_timeout``; then disconnect the peer as a slow consumer.
+
+        Raises:
+            ConnectionClosed: the connection closed, or was closed as a slow consumer.
+        """
+        deadline = self._loop.time() + self._limits.backpressure.send_timeout
+        while not self._fits(size):
+            if self._closing:
+                raise ConnectionClosed(self.close_reason or "connection closed")
+            room = self._room
+            if room is None:
+                room = self._room = self._loop.create_future()
+            remaining = deadline - self._loop.time()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(asyncio.shield(room), remaining)
+            except TimeoutError:
+                self.slow_consumer()
+                raise ConnectionClosed("slow consumer") from None
+        if self._closing:
+            raise ConnectionClosed(self.close_reason or "connection closed")
+
+    def _wake_senders(self) -> None:
+        """Wake the senders waiting for room once the queue is half empty (or closing)."""
+        bounds = self._limits.backpressure
+        queue = self._queue
+        if (
+            self._closing
+            or not queue
+            or (2 * len(queue) <= bounds.max_packets and 2 * self._queued_bytes <= bounds.max_bytes)
+        ):
+            room, self._room = self._room, None
+            if room is not None and not room.done():
+                room.set_result(None)
+
+    def _drop(self, frame: str | bytes) -> None:
+        self.dropped += 1
+        self._stats.dropped += 1
+        logger.log(
+            logging.INFO if self.dropped == 1 else logging.DEBUG,
+            "a frame of %d bytes dropped for a slow peer: %d frames (%d bytes) wait"
+            " (%d dropped for it so far)",
+            len(frame),
+            len(self._queue),
+            self._queued_bytes,
+            self.dropped,
+        )
+
+    def slow_consumer(self) -> None:
+        """Disconnect the peer for not reading what is sent to it ("slow consumer")."""
+        if self._closing:
+            return
+        self._stats.slow_consumers += 1
+        logger.warning(
+            "disconnecting a slow consumer: %d frames (%d bytes) wait to be sent",
+            len(self._queue),
+            self._queued_bytes,
+        )
+        self.close("slow consumer", code=CLOSE_POLICY, message="slow consumer", abort=True)
 
     async def _close_ws(self) -> None:
         if self._ws_closed:
@@ -218,12 +354,17 @@ class Link:
             self._close_code = code
             self._close_message = message
             self._closed = self._loop.create_future()
+            if self._room is not None:
+                self._wake_senders()
         if abort and not self._abort:
             self._abort = True
             self._queue.clear()
+            self._queued_bytes = 0
             stuck = self._writer
-            if stuck is not None and not stuck.done():
-                stuck.cancel()  # it may be stuck sending to a peer that reads nothing
+            if self._sending:
+                # stuck sending to a peer that reads nothing: dropping the connection
+                # ends the write (and the writer task, with nothing left to send)
+                self.ws.abort()
             self._writer = self._loop.create_task(self._close_after(stuck))
             return
         if not self._sending:
@@ -284,9 +425,14 @@ class Link:
 
         Raises:
             AckTimeout: no ack within ``timeout`` seconds.
-            ConnectionClosed: the connection or namespace ended first.
+            ConnectionClosed: the connection or namespace ended first (or the peer was
+                disconnected as a slow consumer while the call waited for room).
+            LimitExceeded: ``max_pending_calls`` calls already wait for their acks.
             RemoteError: the peer answered with an error (its subclass by code).
         """
+        limit = self._limits.max_pending_calls
+        if len(self._acks) >= limit:
+            raise LimitExceeded(f"{limit} calls already wait for their acks on this connection")
         uploads: list[tuple[str, int]] | None = None
         for value in args:
             if hasattr(type(value), "__aiter__"):  # an upload: a stream as an argument
@@ -295,6 +441,8 @@ class Link:
         ack_id = self.protocol.next_ack_id(namespace)
         try:
             frame = encode_event(event, args, namespace, ack_id)
+            if not self._fits(len(frame)):
+                await self.wait_for_room(len(frame))  # before the ack's deadline starts
         except BaseException:
             if uploads:
                 self.streams.end_uploads(uploads)
@@ -348,6 +496,8 @@ class Link:
         An event with no handler, or whose arguments do not fit the handler's
         signature, is logged and dropped; when it asked for an ack, the caller is
         answered with an ``unknown_event`` or ``invalid_arguments`` error."""
+        if self._bucket is not None and not self._admit(packet):
+            return
         if packet.name in STREAM_EVENTS:  # stream control, not an application event
             if packet.name == STREAM_OPEN:
                 self.streams.open_requested(
@@ -436,7 +586,58 @@ class Link:
             args = (*leading, packet.name, *event_args)
         else:
             args = (*leading, *event_args) if leading else event_args
+        if (
+            packet.id is not None
+            and handler.is_async  # a sync handler answers before the next frame is read
+            and self._serving >= self._limits.max_incoming_calls
+        ):
+            self._stats.calls_refused += 1
+            logger.info(
+                "call %s refused: %d calls of this peer are being handled already",
+                f"{packet.name!r} on {packet.namespace!r}",
+                self._serving,
+            )
+            self.send_error(
+                packet.namespace,
+                packet.id,
+                TooManyCalls(
+                    f"{self._serving} calls are being handled already; retry when one ends",
+                    data={"limit": self._limits.max_incoming_calls},
+                ),
+            )
+            return
         self.dispatch(handler, args, packet.namespace, packet.id, packet.name)
+
+    def _admit(self, packet: Event) -> bool:
+        """Whether the rate limit lets ``packet`` through; answers or drops it if not."""
+        bucket = self._bucket
+        assert bucket is not None
+        if packet.name in _UNMETERED or bucket.take(self._loop.time()):
+            return True
+        self._stats.rate_limited += 1
+        if bucket.exhausted:
+            self._stats.rate_limit_disconnects += 1
+            logger.warning("disconnecting a peer that ignores the rate limit")
+            self.close("rate limit exceeded", code=CLOSE_POLICY, message="rate limit exceeded")
+            return False
+        retry_after = round(bucket.retry_after(), 3)
+        if packet.id is not None:
+            self.send_error(
+                packet.namespace,
+                packet.id,
+                RateLimited(
+                    f"over the rate limit; retry in {retry_after} s",
+                    data={"retry_after": retry_after},
+                ),
+            )
+        else:
+            logger.log(
+                logging.INFO if self._stats.rate_limited == 1 else logging.DEBUG,
+                "event %r on %r dropped: over the rate limit",
+                packet.name,
+                packet.namespace,
+            )
+        return False
 
     def dispatch(
         self,
@@ -471,6 +672,8 @@ class Link:
                 group = self._tasks if tasks is None else tasks
                 group.add(task)
                 task.add_done_callback(group.discard)
+                if ack_id is not None:
+                    self._serve(task)
             return
         # Python 3.11: the first step runs here, with a stand-in for the task it would
         # have had; a task is made only if the handler suspends.
@@ -494,6 +697,16 @@ class Link:
         group = self._tasks if tasks is None else tasks
         group.add(task)
         task.add_done_callback(group.discard)
+        if ack_id is not None:
+            self._serve(task)
+
+    def _serve(self, task: asyncio.Task[Any]) -> None:
+        """Count a handler task that will answer a call, until it ends."""
+        self._serving += 1
+        task.add_done_callback(self._served)
+
+    def _served(self, _task: asyncio.Task[Any]) -> None:
+        self._serving -= 1
 
     def _run_sync(
         self,
@@ -616,13 +829,13 @@ class Link:
             args = error_args(InternalError("the handler's result is reserved"))
         frame = self._ack_frame(namespace, ack_id, args)
         if frame is not None:
-            self.send(frame)
+            self.push(frame)
 
     def send_error(self, namespace: str, ack_id: int, exc: Exception) -> None:
         """Answer a call with an error object (see :mod:`eventsock.remote`)."""
         frame = self._ack_frame(namespace, ack_id, error_args(exc, debug=self.debug))
         if frame is not None:
-            self.send(frame)
+            self.push(frame)
 
     def spawn(
         self,
@@ -762,6 +975,10 @@ _eager_task_factory: Callable[..., asyncio.Task[None]] | None = getattr(
     asyncio, "eager_task_factory", None
 )
 
+
+# Stream flow control is not metered by the rate limit: credits and cancels answer
+# what this side sends, and an item or end is paced by the credits this side grants.
+_UNMETERED: Final = STREAM_EVENTS - {STREAM_OPEN}
 
 # What _call and _call_async return for a handler that raised (and was logged).
 _FAILED: Final = object()

@@ -336,7 +336,7 @@ class Streams:
                     value = encode(item) if encode is not None else item
                     if not link.open:
                         return
-                    link.send(encode_event(ITEM, (stream_id, value), namespace))
+                    await link.push_wait(encode_event(ITEM, (stream_id, value), namespace))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

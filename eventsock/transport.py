@@ -144,9 +144,29 @@ class WebSocket:
         except Exception:  # noqa: S110 - closing a broken socket has nothing left to report
             pass
         finally:
+            # aiohttp closes its transport gracefully, which waits to flush what is
+            # still buffered: forever, for a peer that reads nothing. A peer that
+            # answered the close has read everything, so only such a peer's is dropped.
+            self._abort_if_stuck()
             session, self._session = self._session, None
             if session is not None:
                 await session.release()
+
+    def _transport(self) -> asyncio.Transport | None:
+        writer = getattr(self._ws, "_writer", None)  # aiohttp's frame writer, both sides
+        return getattr(writer, "transport", None)
+
+    def _abort_if_stuck(self) -> None:
+        transport = self._transport()
+        if transport is not None and transport.get_write_buffer_size() > 0:
+            transport.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, unsent data and all; never raises. A write
+        waiting for the transport to drain then fails with :class:`ConnectionClosed`."""
+        transport = self._transport()
+        if transport is not None:
+            transport.abort()
 
     @property
     def closed(self) -> bool:

@@ -19,6 +19,8 @@ pytestmark = pytest.mark.timeout(60)
 CHUNK = 64 * 1024
 # far more than the kernel's socket buffers and asyncio's write buffer take at once
 COUNT = 400
+# room for all of them in the outgoing queue (the bounds are tested in test_backpressure)
+ROOMY = eventsock.Backpressure(max_packets=2 * COUNT, max_bytes=2 * COUNT * CHUNK)
 
 
 def only_connection(server: eventsock.Server) -> Connection:
@@ -29,7 +31,7 @@ def only_connection(server: eventsock.Server) -> Connection:
 async def test_server_frames_wait_for_a_stalled_peer_and_arrive_in_order(
     no_leaks: None,
 ) -> None:
-    server = eventsock.Server()
+    server = eventsock.Server(backpressure=ROOMY)
 
     @server.on("echo")
     def echo(session: eventsock.Session, value: Any) -> Any:
@@ -37,7 +39,7 @@ async def test_server_frames_wait_for_a_stalled_peer_and_arrive_in_order(
 
     received = Recorder()
     async with serving(server) as url, FaultProxy(int(url.rsplit(":", 1)[1])) as proxy:
-        client = eventsock.Client(reconnection=False)
+        client = eventsock.Client(reconnection=False, backpressure=ROOMY)
         client.on("chunk", received)
         await client.connect(proxy.url, timeout=5)
         session = next(iter(server._sessions.values()))
@@ -62,7 +64,7 @@ async def test_server_frames_wait_for_a_stalled_peer_and_arrive_in_order(
 async def test_client_frames_wait_for_a_stalled_server_and_arrive_in_order(
     no_leaks: None,
 ) -> None:
-    server = eventsock.Server()
+    server = eventsock.Server(backpressure=ROOMY)
     received = Recorder()
 
     @server.on("chunk")
@@ -70,7 +72,7 @@ async def test_client_frames_wait_for_a_stalled_server_and_arrive_in_order(
         received(n, data)
 
     async with serving(server) as url, FaultProxy(int(url.rsplit(":", 1)[1])) as proxy:
-        client = eventsock.Client(reconnection=False)
+        client = eventsock.Client(reconnection=False, backpressure=ROOMY)
         await client.connect(proxy.url, timeout=5)
         link = client._link
         assert link is not None
@@ -95,7 +97,7 @@ async def test_a_peer_that_never_reads_again_ends_with_nothing_left(
 ) -> None:
     # the connection is dropped while writes wait: the waiting writer ends, the queue is
     # dropped, and the session's disconnect handler runs
-    server = eventsock.Server()
+    server = eventsock.Server(backpressure=ROOMY)
     reasons: asyncio.Queue[str] = asyncio.Queue()
 
     @server.on("disconnect")
@@ -103,7 +105,7 @@ async def test_a_peer_that_never_reads_again_ends_with_nothing_left(
         reasons.put_nowait(reason)
 
     async with serving(server) as url, FaultProxy(int(url.rsplit(":", 1)[1])) as proxy:
-        client = eventsock.Client(reconnection=False)
+        client = eventsock.Client(reconnection=False, backpressure=ROOMY)
         await client.connect(proxy.url, timeout=5)
         session = next(iter(server._sessions.values()))
         link = only_connection(server).link

@@ -13,7 +13,13 @@ frames. Peer quirks handled here, from the wire reference:
 * python-socketio writes ``data: nil`` on DISCONNECT; it is accepted, never sent.
 
 Sizes: a frame is bounded by ``max_payload`` before it gets here, and msgpack bounds
-every string, bin, array and map by the frame's length.
+every string, bin and ext by the frame's length, every array by it (one byte per item
+at least) and every map by half of it, so a header that claims more is refused before
+anything is allocated; nesting stops at msgpack's 1,024 levels.
+
+msgpack's own timestamp (ext type -1) is decoded by msgpack before any hook sees it, so
+it is refused after the fact: a frame in which its header bytes appear (rare outside
+random binary data) has its decoded value searched for one.
 """
 
 from __future__ import annotations
@@ -125,6 +131,10 @@ def decode_packet(payload: bytes) -> Packet:
         raise ProtocolError(f"invalid msgpack ({detail})") from exc
     if type(obj) is not dict:
         raise ProtocolError(f"a packet must be a msgpack map, not {type(obj).__name__}")
+    if _TIMESTAMP_HEADERS[0] in payload or _TIMESTAMP_HEADERS[1] in payload or (
+        _TIMESTAMP_HEADERS[2] in payload
+    ):
+        _refuse_timestamps(obj)
     if _undefined_seen != seen:
         try:
             obj = _strip_undefined(obj)
@@ -135,6 +145,26 @@ def decode_packet(payload: bytes) -> Packet:
         return _packet_from_map(obj)
     except ValueError as exc:
         raise ProtocolError(f"invalid packet: {exc}") from exc
+
+
+# The headers of msgpack's timestamps (ext type -1): fixext 4, fixext 8, ext 8 of 12.
+_TIMESTAMP_HEADERS: Final = (b"\xd6\xff", b"\xd7\xff", b"\xc7\x0c\xff")
+
+
+def _refuse_timestamps(obj: Any) -> None:
+    """Raise ProtocolError if a msgpack Timestamp is anywhere in ``obj`` (no recursion:
+    the nesting is msgpack's, up to 1,024 levels)."""
+    stack = [obj]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is list:
+            stack.extend(value)
+        elif kind is dict:
+            stack.extend(value)
+            stack.extend(value.values())
+        elif kind is msgpack.Timestamp:
+            raise ProtocolError("msgpack extension type -1 (timestamp) is not accepted")
 
 
 def _packet_from_map(obj: dict[Any, Any]) -> Packet:
@@ -339,6 +369,7 @@ def unpack_map(data: bytes) -> dict[Any, Any]:
         raise ProtocolError(f"invalid msgpack ({type(exc).__name__}: {exc})") from exc
     if type(obj) is not dict:
         raise ProtocolError(f"expected a msgpack map, not {type(obj).__name__}")
+    _refuse_timestamps(obj)
     return obj
 
 

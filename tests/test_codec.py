@@ -177,6 +177,28 @@ BAD = {
     "connect data a list": h("83 a4 74 79 70 65 00 a4 64 61 74 61 90 a3 6e 73 70 a1 2f"),
     "disconnect with data": h("83 a4 74 79 70 65 01 a4 64 61 74 61 01 a3 6e 73 70 a1 2f"),
     "ext type 1": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78 d4 01 00 a3 6e 73 70 a1 2f"),
+    # msgpack's timestamps (ext -1), 4, 8 and 12 bytes, as an argument and in a map
+    "timestamp 32": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78 d6 ff 00 00 00 01")
+    + h("a3 6e 73 70 a1 2f"),
+    "timestamp 64": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78 d7 ff")
+    + bytes(7)
+    + b"\x01"
+    + h("a3 6e 73 70 a1 2f"),
+    "timestamp 96 in a map": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78 81 a1 74 c7 0c ff")
+    + bytes(11)
+    + b"\x01"
+    + h("a3 6e 73 70 a1 2f"),
+    "timestamp as a map key": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78 81 d6 ff")
+    + bytes(4)
+    + h("c0 a3 6e 73 70 a1 2f"),
+    # headers that claim more than the frame holds: refused before allocating
+    "array of 2**32-1": h("83 a4 74 79 70 65 02 a4 64 61 74 61 dd ff ff ff ff a3 6e 73 70 a1 2f"),
+    "map of 2**32-1": h("83 a4 74 79 70 65 02 a4 64 61 74 61 91 df ff ff ff ff"),
+    "str of 2**32-1": h("83 a4 74 79 70 65 02 a4 64 61 74 61 91 db ff ff ff ff 61 62"),
+    "bin of 2**32-1": h("83 a4 74 79 70 65 02 a4 64 61 74 61 91 c6 ff ff ff ff 61 62"),
+    "nested beyond 1024": h("83 a4 74 79 70 65 02 a4 64 61 74 61 92 a1 78")
+    + b"\x91" * 1100
+    + h("c0 a3 6e 73 70 a1 2f"),
 }
 
 
@@ -184,6 +206,13 @@ BAD = {
 def test_bad_packets_raise_protocol_error(wire: bytes) -> None:
     with pytest.raises(ProtocolError):
         decode_packet(wire)
+
+
+def test_binary_data_that_holds_timestamp_header_bytes_is_still_accepted() -> None:
+    # the header bytes of a timestamp inside a bin are data: the search finds nothing
+    data = b"\xd6\xff\xd7\xff\xc7\x0c\xff" * 100
+    packet = decode_packet(encode_packet(Event("x", (data, "\xff"))))
+    assert packet == Event("x", (data, "\xff"))
 
 
 def test_encode_refuses_unencodable_arguments() -> None:

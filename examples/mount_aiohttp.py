@@ -19,9 +19,11 @@ import eventsock
 EVENTSOCK = web.AppKey("eventsock", eventsock.Server)
 
 
+# --8<-- [start:health]
 async def health(request: web.Request) -> web.Response:
     server = request.app[EVENTSOCK]
     return web.json_response({"status": "ok", "connections": server.connection_count})
+    # --8<-- [end:health]
 
 
 # --8<-- [start:app]

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -155,9 +156,9 @@ async def test_middleware_example() -> None:
     ]
 
 
-@exercises("typed_rpc.py")
+@exercises("rpc/typed.py")
 async def test_typed_rpc_example() -> None:
-    code, out, err = await run("typed_rpc.py")
+    code, out, err = await run("rpc/typed.py")
     assert code == 0, err
     assert err == ""
     assert out.splitlines() == [
@@ -195,10 +196,10 @@ async def test_demo() -> None:
     ]
 
 
-@exercises("rpc_server.py", "rpc_client.py")
+@exercises("rpc/server.py", "rpc/client.py")
 async def test_rpc_client_against_rpc_server() -> None:
-    async with serving("rpc_server.py") as (server, url):
-        code, out, err = await run("rpc_client.py", url)
+    async with serving("rpc/server.py") as (server, url):
+        code, out, err = await run("rpc/client.py", url)
         assert code == 0, err
         assert err == ""
         assert out.splitlines() == [
@@ -211,11 +212,11 @@ async def test_rpc_client_against_rpc_server() -> None:
         await stop(server, signal.SIGTERM)
 
 
-@exercises("rpc_server.py")
+@exercises("rpc/server.py")
 async def test_rpc_server_disconnects_clients_on_sigint() -> None:
     # reconnection off: this test is about the end of the connection
     client = eventsock.Client(reconnection=False)
-    async with serving("rpc_server.py") as (server, url), client:
+    async with serving("rpc/server.py") as (server, url), client:
         reasons: asyncio.Queue[str] = asyncio.Queue()
 
         @client.on("disconnect")
@@ -234,13 +235,13 @@ async def test_rpc_server_disconnects_clients_on_sigint() -> None:
         assert await asyncio.wait_for(reasons.get(), TIMEOUT) == "transport close"
 
 
-@exercises("rpc_client.py")
+@exercises("rpc/client.py")
 async def test_rpc_client_reports_an_unreachable_server() -> None:
     # A port that was free a moment ago; nothing listens on it.
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    code, out, err = await run("rpc_client.py", f"http://127.0.0.1:{port}")
+    code, out, err = await run("rpc/client.py", f"http://127.0.0.1:{port}")
     assert code == 1
     assert out == ""
     assert err.startswith("cannot reach the server: could not connect")
@@ -313,6 +314,281 @@ async def test_cluster_reports_an_unreachable_redis() -> None:
     assert code == 1
     assert out == ""
     # after the backend's own warnings, logged on the "eventsock" logger
+    assert err.splitlines()[-1] == f"cannot reach Redis at {url}"
+
+
+# -- the chat tutorial (examples/chat/) ---------------------------------------------
+
+
+async def spawn_interactive(name: str, *args: str) -> Process:
+    """Start an example that reads its standard input, which the test writes to."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        str(EXAMPLES / name),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+
+
+@asynccontextmanager
+async def chatting(name: str, url: str, nick: str) -> AsyncIterator[Process]:
+    """A terminal chat client, connected: its first line said so."""
+    proc = await spawn_interactive(name, url, nick)
+    try:
+        await expect(proc, f"connected as {nick}")
+        yield proc
+    finally:
+        await reap(proc)
+
+
+async def expect(proc: Process, *lines: str) -> None:
+    """The next lines ``proc`` prints are ``lines``, each within the timeout."""
+    assert proc.stdout is not None
+    for expected in lines:
+        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        if not line:
+            err = await reap(proc)
+            pytest.fail(f"expected {expected!r}, got the end of output:\n{err.decode()}")
+        assert line == expected + "\n"
+
+
+async def type_in(proc: Process, line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line.encode() + b"\n")
+    await proc.stdin.drain()
+
+
+async def finish(proc: Process) -> None:
+    """End ``proc``'s input and check it exits 0 with nothing more to say."""
+    assert proc.stdin is not None
+    proc.stdin.close()
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert err == b""
+    assert out == b""
+    assert proc.returncode == 0
+
+
+@exercises("chat/step1_server.py", "chat/step2_client.py", "chat/terminal.py")
+async def test_chat_step1_server_with_step2_client() -> None:
+    async with (
+        serving("chat/step1_server.py") as (server, url),
+        chatting("chat/step2_client.py", url, "ada") as ada,
+        chatting("chat/step2_client.py", url, "bob") as bob,
+    ):
+        await type_in(ada, "hello bob")
+        await expect(bob, "ada: hello bob")
+        await expect(ada, "ada: hello bob")  # everyone, the sender included
+        await type_in(bob, "")  # an empty line sends nothing
+        await type_in(bob, "hi ada")
+        await expect(ada, "bob: hi ada")
+        await expect(bob, "bob: hi ada")
+        await finish(ada)
+        await finish(bob)
+        await stop(server, signal.SIGINT)
+
+
+@exercises("chat/step3_server.py", "chat/step3_client.py", "chat/terminal.py")
+async def test_chat_step3_rooms() -> None:
+    async with (
+        serving("chat/step3_server.py") as (server, url),
+        chatting("chat/step3_client.py", url, "ada") as ada,
+    ):
+        async with chatting("chat/step3_client.py", url, "bob") as bob:
+            await expect(ada, "* bob joined lobby")
+            await type_in(ada, "/who")
+            await expect(ada, "* here: ada, bob")
+            await type_in(bob, "/join kitchen")
+            await expect(bob, "* now in kitchen: bob")
+            await expect(ada, "* bob left lobby")
+            await type_in(ada, "anyone?")
+            await expect(ada, "[lobby] ada: anyone?")
+            await type_in(ada, "/join kitchen")
+            await expect(ada, "* now in kitchen: ada, bob")
+            # bob's next line: he did not get "anyone?", which was sent before it
+            await expect(bob, "* ada joined kitchen")
+            await type_in(bob, "here you are")
+            await expect(bob, "[kitchen] bob: here you are")
+            await expect(ada, "[kitchen] bob: here you are")
+            await finish(bob)
+        await expect(ada, "* bob left kitchen")
+        await finish(ada)
+        await stop(server, signal.SIGTERM)
+
+
+@exercises("chat/server.py", "chat/client.py", "chat/terminal.py")
+async def test_chat_server_and_client() -> None:
+    async with serving("chat/server.py") as (server, url):
+        # nicks are checked when a client connects
+        code, out, err = await run("chat/client.py", url, "no spaces")
+        assert (code, out) == (1, "")
+        assert err == "refused: a nick is 1 to 20 letters, digits, '-' or '_'\n"
+        async with chatting("chat/client.py", url, "ada") as ada:
+            code, out, err = await run("chat/client.py", url, "ada")
+            assert (code, out, err) == (1, "", "refused: ada is taken\n")
+            async with chatting("chat/client.py", url, "bob") as bob:
+                await expect(ada, "* bob joined lobby")
+                # the sender's own line shows when the ack arrives
+                await type_in(ada, "hi bob")
+                await expect(ada, "[lobby] ada: hi bob")
+                await expect(bob, "[lobby] ada: hi bob")
+                await type_in(ada, "x" * 501)
+                await expect(ada, "! a message is 1 to 500 characters")
+                # and when a client changes its nick
+                await type_in(bob, "/nick ada")
+                await expect(bob, "! ada is taken")
+                await type_in(bob, "/nick b@d")
+                await expect(bob, "! a nick is 1 to 20 letters, digits, '-' or '_'")
+                await type_in(bob, "/nick robert")
+                await expect(bob, "* you are now robert")
+                await expect(ada, "* bob is now known as robert")
+                await type_in(ada, "/who")
+                await expect(ada, "* here: ada, robert")
+                await type_in(bob, "/join " + "k" * 20)  # as long as a session id
+                await expect(bob, "! a room is 1 to 16 lowercase letters, digits or '-'")
+                await type_in(bob, "/join kitchen")
+                await expect(bob, "* now in kitchen: robert")
+                await expect(ada, "* robert left lobby")
+                await type_in(bob, "and now?")
+                await expect(bob, "[kitchen] robert: and now?")
+                await type_in(bob, "/quit")
+                await finish(bob)
+            await type_in(ada, "bob?")
+            await expect(ada, "[lobby] ada: bob?")  # ada's next line: nothing from kitchen
+            await finish(ada)
+
+        # the page, next to the endpoint
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/") as response:
+                assert response.status == 200
+                assert response.content_type == "text/html"
+                assert '<script src="/chat.js"></script>' in await response.text()
+            bundle = EXAMPLES / "chat" / "dist" / "chat.js"  # there once built with npm
+            async with http.get(f"{url}/chat.js") as response:
+                if bundle.is_file():
+                    assert response.status == 200
+                    assert await response.read() == bundle.read_bytes()
+                else:
+                    assert response.status == 404
+                    assert "npm install && npm run build" in await response.text()
+        await stop(server, signal.SIGTERM)
+
+
+@exercises("chat/server.py")
+async def test_chat_server_through_the_command_line() -> None:
+    # The module's server alone, as `eventsock serve` runs it (deployment guide).
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        "-m",
+        "eventsock",
+        "serve",
+        "server:server",
+        "--port",
+        "0",
+        cwd=EXAMPLES / "chat",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), TIMEOUT)).decode()
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)/socket\.io/ \(pid \d+", line)
+        assert match, line
+        url = match[1]
+        ada, bob = eventsock.Client(reconnection=False), eventsock.Client(reconnection=False)
+        heard = Recorder()
+        bob.on("said", heard)
+        async with ada, bob:
+            await ada.connect(url, auth={"nick": "ada"}, timeout=TIMEOUT)
+            await bob.connect(url, auth={"nick": "bob"}, timeout=TIMEOUT)
+            assert await ada.call("join", "den", timeout=TIMEOUT) == ["ada"]
+            assert await bob.call("join", "den", timeout=TIMEOUT) == ["ada", "bob"]
+            assert await ada.call("say", "hi", timeout=TIMEOUT) == "den"
+            assert (await heard.wait(1, TIMEOUT))[0] == ("den", "ada", "hi")
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        assert proc.returncode == 0, err.decode()
+        assert out == b""
+    finally:
+        await reap(proc)
+
+
+# -- notifications (examples/notifications/): Redis at 127.0.0.1:6379 ---------------
+
+
+@asynccontextmanager
+async def receiving(url: str, token: str, *args: str) -> AsyncIterator[Process]:
+    """A notifications client, connected: its first line said so."""
+    proc = await spawn("notifications/client.py", url, token, *args)
+    try:
+        await expect(proc, f"connected as {token.removeprefix('token-')}")
+        yield proc
+    finally:
+        await reap(proc)
+
+
+async def finished(proc: Process) -> str:
+    """What ``proc`` prints until it exits, which it must do with 0 and no stderr."""
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert err == b""
+    assert proc.returncode == 0
+    return out.decode()
+
+
+@exercises("notifications/server.py", "notifications/client.py", "notifications/notify.py")
+async def test_notifications_from_an_external_process() -> None:
+    prefix = ("--prefix", f"test-notifications-{uuid.uuid4().hex[:12]}")  # this run only
+    async with (
+        serving("notifications/server.py", *prefix) as (node_a, url_a),
+        serving("notifications/server.py", *prefix) as (node_b, url_b),
+        # ada on two devices, one on each server process; bob on the first
+        receiving(url_a, "token-ada", "--count", "1") as ada_phone,
+        receiving(url_b, "token-ada", "--count", "1") as ada_laptop,
+        receiving(url_a, "token-bob", "--count", "1") as bob,
+    ):
+        code, out, err = await run(
+            "notifications/notify.py", "ada", "build finished", "main is green", *prefix
+        )
+        assert (code, err) == (0, "")
+        assert out == "notified ada through 2 server process(es)\n"
+        assert await finished(ada_phone) == "build finished: main is green\n"
+        assert await finished(ada_laptop) == "build finished: main is green\n"
+        code, out, err = await run("notifications/notify.py", "bob", "review requested", *prefix)
+        assert (code, out, err) == (0, "notified bob through 2 server process(es)\n", "")
+        # bob's first: ada's, published before it through the same channel, never came
+        assert await finished(bob) == "review requested: \n"
+
+        code, out, err = await run("notifications/client.py", url_a, "token-eve")
+        assert (code, out, err) == (1, "", "refused: unknown token\n")
+        await stop(node_a, signal.SIGTERM)
+        await stop(node_b, signal.SIGTERM)
+
+    # nobody listens on another prefix: the emitter says so
+    other = ("--prefix", f"test-notifications-{uuid.uuid4().hex[:12]}")
+    code, out, err = await run("notifications/notify.py", "ada", "lost", *other)
+    assert (code, err) == (1, "")
+    assert out == f"no server is listening on prefix {other[1]!r}: nobody was notified\n"
+
+
+@exercises("notifications/server.py", "notifications/notify.py")
+async def test_notifications_report_an_unreachable_redis() -> None:
+    # A port that was free a moment ago; no Redis listens on it.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"redis://127.0.0.1:{port}/0"
+    code, out, err = await run("notifications/notify.py", "ada", "hi", "--redis", url)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"cannot reach Redis at {url}: ")
+    code, out, err = await run("notifications/server.py", "--port", "0", "--redis", url)
+    assert (code, out) == (1, "")
+    # after the backend's own warning, logged on the "eventsock" logger
     assert err.splitlines()[-1] == f"cannot reach Redis at {url}"
 
 
@@ -482,3 +758,19 @@ async def test_whiteboard_server(tmp_path: Path) -> None:
             assert heard["cleared"].calls == []
             assert (await call(cat, "join", "t1", "cat"))["strokes"] == []
         await stop(server, signal.SIGTERM)
+
+
+@exercises("limits.py")
+async def test_limits_example() -> None:
+    code, out, err = await run("limits.py")
+    assert code == 0, err
+    assert err == ""
+    lines = out.splitlines()
+    assert lines[0] == "the four: ['done', 'done', 'done', 'done']"
+    assert lines[1] == "the fifth: too_many_calls {'limit': 4}"
+    match = re.fullmatch(r"(\d+) answered, (\d+) rate limited", lines[2])
+    assert match, lines
+    answered, limited = int(match[1]), int(match[2])
+    assert answered + limited == 15 and limited >= 1  # the burst is 10, 5 of it spent
+    assert lines[3].startswith("retry after ")
+    assert "calls_refused=1" in lines[4]

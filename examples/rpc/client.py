@@ -1,4 +1,4 @@
-"""Calls the service in rpc_server.py: ``python examples/rpc_client.py [URL]``.
+"""Calls the service in server.py: ``python examples/rpc/client.py [URL]``.
 
 The URL defaults to http://127.0.0.1:8000. Exits 0 when every call succeeded.
 """

@@ -1,8 +1,8 @@
 """A small RPC service: ``add`` and ``stats`` on ``/``, ``upper`` on ``/text``.
 
-Run it with ``python examples/rpc_server.py --port 8000`` (``--port 0`` picks a free
+Run it with ``python examples/rpc/server.py --port 8000`` (``--port 0`` picks a free
 port); it prints ``listening on http://HOST:PORT`` and serves until SIGINT or SIGTERM.
-Try it with ``python examples/rpc_client.py http://127.0.0.1:8000``.
+Try it with ``python examples/rpc/client.py http://127.0.0.1:8000``.
 """
 
 from __future__ import annotations

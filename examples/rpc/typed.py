@@ -1,6 +1,6 @@
 """Typed RPC: annotated handlers, dataclass results, error answers, typed calls.
 
-A server and a client in one process: ``python examples/typed_rpc.py``.
+A server and a client in one process: ``python examples/rpc/typed.py``.
 """
 
 from __future__ import annotations

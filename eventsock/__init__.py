@@ -4,6 +4,7 @@
 from .client import Client
 from .exceptions import (
     AckTimeout,
+    CertificatePinMismatch,
     ClusterUnavailable,
     ConnectionClosed,
     ConnectionFailed,
@@ -25,12 +26,14 @@ from .exceptions import (
 )
 from .handlers import Namespace
 from .limits import Backpressure, RateLimit, Stats
+from .pinning import Pin
 from .recovery import Recovery
 from .server import Server, Session, SessionInfo
 
 __all__ = [
     "AckTimeout",
     "Backpressure",
+    "CertificatePinMismatch",
     "Client",
     "ClusterUnavailable",
     "ConnectionClosed",
@@ -45,6 +48,7 @@ __all__ = [
     "LimitExceeded",
     "Namespace",
     "NotConnected",
+    "Pin",
     "ProtocolError",
     "RateLimit",
     "RateLimited",

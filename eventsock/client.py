@@ -10,7 +10,7 @@ import logging
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any, ClassVar, Final, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .backoff import Backoff
@@ -18,6 +18,7 @@ from .codec import PONG_FRAME, encode_event
 from .convert import as_result
 from .exceptions import (
     AckTimeout,
+    CertificatePinMismatch,
     ConnectionClosed,
     ConnectionFailed,
     ConnectionRefused,
@@ -28,11 +29,15 @@ from .exceptions import (
 from .handlers import HandlerRegistry
 from .limits import Backpressure, LinkLimits, Stats
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
+from .pinning import PinSource, pinned_context, pins_from
 from .protocol import ClientProtocol
 from .session import Link, check_event_name, run_detached, settle
 from .timers import Timer, timers_for
 from .transport import Closed
 from .transport import connect as open_websocket
+
+if TYPE_CHECKING:
+    from ssl import SSLContext
 
 __all__ = ["Client"]
 
@@ -175,7 +180,7 @@ class Client(HandlerRegistry):
         self._engine = ""  # the Engine.IO URL made from _url
         self._auth: Any = None
         self._headers: Any = None
-        self._ssl: Any = None
+        self._ssl: SSLContext | bool | None = None
         self._timeout = 20.0
         self._active: list[str] = []  # the namespaces to be in
         # the current connection
@@ -223,7 +228,8 @@ class Client(HandlerRegistry):
         auth: AuthSource = None,
         headers: HeadersSource = None,
         namespaces: Iterable[str] | None = None,
-        ssl: Any = None,
+        ssl: SSLContext | bool | None = None,
+        pin: PinSource = None,
         timeout: float = 20.0,
         retry: bool = False,
     ) -> None:
@@ -239,6 +245,11 @@ class Client(HandlerRegistry):
             namespaces: the namespaces to join; by default those with handlers
                 registered, or ``["/"]`` when there are none.
             ssl: an ``ssl.SSLContext``, or ``False`` to skip certificate checks.
+            pin: the server certificate's pin (:class:`~eventsock.Pin`, or its text:
+                ``"sha256/<base64>"`` for its public key, 64 hex digits for the whole
+                certificate), or several (any one may match). Checked during the TLS
+                handshake, on top of ``ssl``'s verification; with ``ssl=False`` the
+                pins are the only check (to trust a self-signed certificate).
             timeout: seconds for each attempt, namespaces included.
             retry: if the first attempt fails to connect, retry on the reconnection
                 schedule (``reconnection_attempts`` bounds it).
@@ -247,12 +258,20 @@ class Client(HandlerRegistry):
             ConnectionFailed: the WebSocket could not be opened, or the server did not
                 answer in time (after the retries, with ``retry``).
             ConnectionRefused: the server refused a namespace (CONNECT_ERROR).
+            CertificatePinMismatch: the server's certificate matched none of the pins
+                (a ``ConnectionFailed``); nothing was sent to it but the TLS handshake.
+            ValueError: a malformed ``url`` or pin, or a pin with a URL without TLS.
         """
         if self.connected or self.reconnecting:
             raise RuntimeError("this client is already connected")
         if self._reader is not None:
             await asyncio.shield(self._reader)  # the previous connection's last rites
         engine = self._engine_url(url)  # checks the URL before anything else
+        pins = pins_from(pin)
+        if pins:
+            if not engine.startswith("wss:"):
+                raise ValueError(f"pin needs an https:// or wss:// URL, not {url!r}")
+            ssl = pinned_context(ssl, pins)  # the user's context is wrapped, not changed
         wanted = list(
             dict.fromkeys(namespaces if namespaces is not None else sorted(self._handlers))
         )
@@ -272,10 +291,12 @@ class Client(HandlerRegistry):
             while True:
                 try:
                     await self._attempt()
-                except ConnectionFailed:
+                except ConnectionFailed as exc:
                     limit = self.reconnection_attempts
                     if not retry or (limit is not None and attempt >= limit):
                         raise
+                    if isinstance(exc, CertificatePinMismatch):
+                        logger.warning("connection attempt %d refused: %s", attempt + 1, exc)
                 else:
                     self.backoff.reset()
                     return
@@ -456,6 +477,9 @@ class Client(HandlerRegistry):
                     logger.warning("reconnection refused: %s", exc.message)
                     self._fire("connect_error", exc.message, exc.data)
                     return
+                except CertificatePinMismatch as exc:
+                    logger.warning("reconnection attempt %d refused: %s", attempt, exc)
+                    continue
                 except ConnectionFailed as exc:
                     logger.info("reconnection attempt %d failed: %s", attempt, exc)
                     continue

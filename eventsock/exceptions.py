@@ -6,6 +6,7 @@ EventsockError
 ├── EncodeError            (also TypeError) an argument cannot be encoded as msgpack
 ├── InvalidHandler         (also TypeError) a handler's signature does not fit its event
 ├── ConnectionFailed       the WebSocket could not be opened (refused, HTTP error, timeout)
+│   └── CertificatePinMismatch  the server's TLS certificate matched none of the pins
 ├── ConnectionRefused      the server answered CONNECT with CONNECT_ERROR
 ├── ConnectionClosed       the connection or namespace ended while an operation needed it
 │   └── NotConnected       an operation named a namespace that is not connected
@@ -29,6 +30,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "AckTimeout",
+    "CertificatePinMismatch",
     "ClusterUnavailable",
     "ConnectionClosed",
     "ConnectionFailed",
@@ -75,6 +77,27 @@ class InvalidHandler(EventsockError, TypeError):
 
 class ConnectionFailed(EventsockError):
     """Raised by ``Client.connect`` when the WebSocket itself cannot be opened."""
+
+
+class CertificatePinMismatch(ConnectionFailed):
+    """Raised by ``Client.connect(..., pin=...)`` when the server's certificate matches
+    none of the pins; the TLS handshake stopped there, before any HTTP request was sent.
+
+    Attributes:
+        expected: the pins, as text.
+        certificate: the certificate pin of what the server sent (``"AB:CD:..."``), or
+            ``""`` if it sent no certificate.
+        public_key: its public-key pin (``"sha256/..."``), or ``""`` if it sent no
+            certificate or its public key could not be read.
+    """
+
+    def __init__(
+        self, message: str, *, expected: tuple[str, ...], certificate: str, public_key: str
+    ) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.certificate = certificate
+        self.public_key = public_key
 
 
 class ConnectionRefused(EventsockError):

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from .eager import resume
 from .exceptions import ConnectionClosed, ConnectionFailed
+from .pinning import PinVerificationError
 
 __all__ = [
     "Closed",
@@ -158,7 +159,15 @@ class WebSocket:
 
     def _abort_if_stuck(self) -> None:
         transport = self._transport()
-        if transport is not None and transport.get_write_buffer_size() > 0:
+        if transport is None:
+            return
+        try:
+            stuck = transport.get_write_buffer_size() > 0
+        except AttributeError:
+            # asyncio's TLS transport, once closed twice, has let go of its protocol
+            # and buffers (and its abort() does nothing): nothing is left to drop.
+            return
+        if stuck:
             transport.abort()
 
     def abort(self) -> None:
@@ -265,6 +274,8 @@ async def connect(
     Raises:
         ConnectionFailed: the connection, the TLS handshake or the HTTP upgrade failed,
             or did not finish within ``timeout`` seconds.
+        CertificatePinMismatch: ``ssl`` is a pinned context (``pinning.pinned_context``)
+            and the server's certificate matched none of its pins.
     """
     session = _SharedSession.acquire()
     try:
@@ -285,6 +296,11 @@ async def connect(
         raise ConnectionFailed(
             f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.message}"
         ) from exc
+    except aiohttp.ClientConnectorCertificateError as exc:
+        await session.release()
+        if isinstance(exc.certificate_error, PinVerificationError):
+            raise exc.certificate_error.mismatch from exc
+        raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         await session.release()
         raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc

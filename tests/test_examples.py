@@ -169,6 +169,17 @@ async def test_typed_rpc_example() -> None:
     ]
 
 
+@exercises("binary.py")
+async def test_binary_example() -> None:
+    code, out, err = await run("binary.py")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        r"stored pattern.bin: 16384 bytes, head b'\x00\x01\x02\x03'",
+        "same digest: True",
+        "stored view: 8 bytes, a bytes",
+    ]
+
+
 @exercises("uvloop_server.py")
 async def test_uvloop_example() -> None:
     code, out, err = await run("uvloop_server.py")

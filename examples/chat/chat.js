@@ -18,12 +18,13 @@ function show(text, kind = "") {
 }
 
 // --8<-- [start:connect]
-let nick = new URLSearchParams(location.search).get("nick") || `guest${Math.floor(Math.random() * 1000)}`;
+const query = new URLSearchParams(location.search);
+let nick = query.get("nick") || `guest${Math.floor(Math.random() * 1000)}`;
 
 const socket = io({
   transports: ["websocket"], // eventsock serves WebSocket only: no long-polling
-  parser: msgpackParser, // and speaks the msgpack parser, not the default JSON one
-  auth: (send) => send({ nick }), // called on every attempt, so a new nick is used
+  parser: msgpackParser, // and the msgpack parser, not the default JSON one
+  auth: (send) => send({ nick }), // called on every attempt: a new nick is used
 });
 
 socket.on("connect", () => {
@@ -31,8 +32,12 @@ socket.on("connect", () => {
   input.disabled = false;
   input.focus();
 });
-socket.on("connect_error", (err) => { status.textContent = `Cannot connect: ${err.message}`; });
-socket.on("disconnect", (reason) => { status.textContent = `Disconnected (${reason}), reconnecting…`; });
+socket.on("connect_error", (err) => {
+  status.textContent = `Cannot connect: ${err.message}`;
+});
+socket.on("disconnect", (reason) => {
+  status.textContent = `Disconnected (${reason}), reconnecting…`;
+});
 socket.on("said", (room, from, text) => show(`[${room}] ${from}: ${text}`));
 socket.on("notice", (text) => show(`* ${text}`, "notice"));
 // --8<-- [end:connect]

@@ -15,8 +15,9 @@ from eventsock import Session
 from eventsock.codec import decode_packet, encode_ack
 from eventsock.packets import Ack
 from eventsock.remote import ERROR_KEY, error_args, is_error_object, raise_for_error
+from eventsock.testing import Recorder, TestClient, TestServer, serve
 
-from .helpers import Recorder, connected, serving, suspend_once
+from .helpers import suspend_once
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -113,60 +114,70 @@ def error_server() -> eventsock.Server:
     return server
 
 
+# The tests below that take eventsock_server or eventsock_client (the pytest plugin's
+# fixtures) run this app.
+@pytest.fixture
+def eventsock_app() -> eventsock.Server:
+    return error_server()
+
+
 async def test_handler_errors_reach_the_eventsock_caller(
-    caplog: pytest.LogCaptureFixture, no_leaks: None
+    no_leaks: None, caplog: pytest.LogCaptureFixture, eventsock_client: TestClient
 ) -> None:
-    server = error_server()
-    async with serving(server) as url, connected(url) as client:
-        assert await client.call("find", 1) == {"id": 1}
-        with pytest.raises(eventsock.RemoteError) as raised:
-            await client.call("find", 7)
-        assert (raised.value.code, raised.value.message, raised.value.data) == (
-            "not_found",
-            "no user 7",
-            {"id": 7},
-        )
-        with pytest.raises(eventsock.RemoteError, match="not_found: no user 8"):
-            await client.call("find_later", 8)
-        with pytest.raises(eventsock.InvalidArguments, match="a reason the handler gives"):
-            await client.call("deny")
-        with caplog.at_level(logging.ERROR, logger="eventsock"):
-            for event in ("boom", "boom_later"):
-                with pytest.raises(eventsock.InternalError) as failed:
-                    await client.call(event)
-                assert failed.value.message == "internal error"
-                assert failed.value.data is None
-        # the details stay in the server's log
-        assert "ValueError: secret detail" in caplog.text
-        assert "KeyError: 'secret detail'" in caplog.text
-        with pytest.raises(eventsock.InternalError, match="reserved"):
-            await client.call("fake_error")
-        with pytest.raises(eventsock.InternalError, match="cannot be encoded"):
-            await client.call("unencodable")
-        # nothing of this hurt the connection
-        assert await client.call("echo", "still here") == "still here"
+    client = eventsock_client
+    assert await client.call("find", 1) == {"id": 1}
+    with pytest.raises(eventsock.RemoteError) as raised:
+        await client.call("find", 7)
+    assert (raised.value.code, raised.value.message, raised.value.data) == (
+        "not_found",
+        "no user 7",
+        {"id": 7},
+    )
+    with pytest.raises(eventsock.RemoteError, match="not_found: no user 8"):
+        await client.call("find_later", 8)
+    with pytest.raises(eventsock.InvalidArguments, match="a reason the handler gives"):
+        await client.call("deny")
+    with caplog.at_level(logging.ERROR, logger="eventsock"):
+        for event in ("boom", "boom_later"):
+            with pytest.raises(eventsock.InternalError) as failed:
+                await client.call(event)
+            assert failed.value.message == "internal error"
+            assert failed.value.data is None
+    # the details stay in the server's log
+    assert "ValueError: secret detail" in caplog.text
+    assert "KeyError: 'secret detail'" in caplog.text
+    with pytest.raises(eventsock.InternalError, match="reserved"):
+        await client.call("fake_error")
+    with pytest.raises(eventsock.InternalError, match="cannot be encoded"):
+        await client.call("unencodable")
+    # nothing of this hurt the connection
+    assert await client.call("echo", "still here") == "still here"
 
 
-async def test_unknown_events_and_wrong_arguments_are_answered(no_leaks: None) -> None:
-    server = error_server()
-    async with serving(server) as url, connected(url) as client:
-        with pytest.raises(eventsock.UnknownEvent, match="no handler for 'nope' on '/'"):
-            await client.call("nope", 1, timeout=5)
-        with pytest.raises(eventsock.InvalidArguments) as raised:
-            await client.call("find", 1, 2, timeout=5)
-        assert raised.value.data == {"expected": "1", "received": 2}
-        # without an ack asked, nothing is answered and nothing breaks
-        await client.emit("nope")
-        await client.emit("find")
-        assert await client.call("echo", 1) == 1
+async def test_unknown_events_and_wrong_arguments_are_answered(
+    no_leaks: None, eventsock_client: TestClient
+) -> None:
+    client = eventsock_client
+    with pytest.raises(eventsock.UnknownEvent, match="no handler for 'nope' on '/'"):
+        await client.call("nope", 1, timeout=5)
+    with pytest.raises(eventsock.InvalidArguments) as raised:
+        await client.call("find", 1, 2, timeout=5)
+    assert raised.value.data == {"expected": "1", "received": 2}
+    # without an ack asked, nothing is answered and nothing breaks
+    await client.emit("nope")
+    await client.emit("find")
+    assert await client.call("echo", 1) == 1
+    assert [ack.event for ack in client.acks] == ["nope", "find", "echo"]
 
 
-async def test_debug_describes_the_unexpected_exception(no_leaks: None) -> None:
-    server = error_server()
-    server.debug = True  # as Server(debug=True) would
-    async with serving(server) as url, connected(url) as client:
-        with pytest.raises(eventsock.InternalError) as failed:
-            await client.call("boom")
+async def test_debug_describes_the_unexpected_exception(
+    no_leaks: None, eventsock_server: TestServer
+) -> None:
+    eventsock_server.server.debug = True  # as Server(debug=True) would
+    client = await eventsock_server.connect()
+    with pytest.raises(eventsock.InternalError) as failed:
+        await client.call("boom")
+    assert [(ack.event, ack.error) for ack in client.acks] == [("boom", failed.value)]
     assert failed.value.message == "ValueError: secret detail"
     assert "Traceback" in failed.value.data["traceback"]
     assert "secret detail" in failed.value.data["traceback"]
@@ -179,7 +190,8 @@ async def test_client_handler_errors_reach_the_server(no_leaks: None) -> None:
     joined = Recorder()
     server.on("connect", lambda session: joined(session))
 
-    async with serving(server) as url:
+    async with serve(server) as running:
+        url = running.url
         clients = [eventsock.Client(), eventsock.Client()]
         for n, client in enumerate(clients):
 

@@ -48,6 +48,7 @@ from .exceptions import (
     EncodeError,
     RemoteError,
 )
+from .pinning import Pin
 from .remote import ERROR_KEY
 from .server import Server
 
@@ -592,6 +593,14 @@ def _connection_options(func: F) -> F:
         ),
         click.option("--insecure", is_flag=True, help="Do not check the server's certificate."),
         click.option(
+            "--pin",
+            "pins",
+            multiple=True,
+            metavar="PIN",
+            help="Accept only a server whose public key is 'sha256/<base64>' or whose "
+            "certificate's SHA-256 is these 64 hex digits (repeatable).",
+        ),
+        click.option(
             "--timeout",
             type=click.FloatRange(min=0, min_open=True),
             default=10.0,
@@ -615,6 +624,7 @@ class _Connection:
         path: str,
         ca: str | None,
         insecure: bool,
+        pins: tuple[str, ...],
         timeout: float,
     ) -> None:
         self.url = url
@@ -639,6 +649,12 @@ class _Connection:
             self.headers[name.strip()] = value.strip()
         if ca is not None and insecure:
             raise click.UsageError("--ca and --insecure contradict each other")
+        self.pins: list[Pin] = []
+        for pin in pins:
+            try:
+                self.pins.append(Pin.parse(pin))
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--pin") from None
         self.ssl: Any = None
         if insecure:
             self.ssl = False
@@ -662,6 +678,7 @@ class _Connection:
                 headers=self.headers or None,
                 namespaces=namespaces,
                 ssl=self.ssl,
+                pin=self.pins or None,
                 timeout=self.timeout,
             )
         except ConnectionRefused as exc:
@@ -708,6 +725,7 @@ def call(
     path: str,
     ca: str | None,
     insecure: bool,
+    pins: tuple[str, ...],
     timeout: float,
 ) -> None:
     """Call EVENT on the server at URL (http(s):// or ws(s)://) and print its ack as
@@ -731,7 +749,7 @@ def call(
             values.append(parse_argument(text))
         except ValueError as exc:
             raise click.BadParameter(f"argument {number}: {exc}", param_hint="ARGS") from None
-    link = _Connection(url, auth, headers, path, ca, insecure, timeout)
+    link = _Connection(url, auth, headers, path, ca, insecure, pins, timeout)
     _run(_call(link, namespace, event, values, no_ack=no_ack, pretty=pretty))
 
 
@@ -811,6 +829,7 @@ def listen(
     path: str,
     ca: str | None,
     insecure: bool,
+    pins: tuple[str, ...],
     timeout: float,
 ) -> None:
     """Print the events the server at URL sends, one JSON line each, as they arrive:
@@ -827,7 +846,7 @@ def listen(
             raise click.BadParameter(
                 f"must start with '/', not {namespace!r}", param_hint="--namespace"
             )
-    link = _Connection(url, auth, headers, path, ca, insecure, timeout)
+    link = _Connection(url, auth, headers, path, ca, insecure, pins, timeout)
     _run(_listen(link, list(dict.fromkeys(namespaces)), frozenset(events), count, reconnect))
 
 

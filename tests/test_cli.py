@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 import eventsock
 from eventsock.cli import from_json, load_server, main, parse_argument, to_json
@@ -329,6 +331,38 @@ async def test_call_exit_codes(eventsock_server: TestServer) -> None:
     code, out, err = await run("call", url, "hang", "--timeout", "0.3")
     assert (code, out) == (4, "")
     assert "no ack for 'hang' on '/' within 0.3 s" in err
+
+
+async def test_call_over_tls(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    pin = str(eventsock.Pin.of(cert.cert_chain_pems[0].bytes()))
+    other = str(eventsock.Pin.of(trustme.CA().issue_cert("127.0.0.1").cert_chain_pems[0].bytes()))
+    async with serve_app(rpc_server(), ssl=context) as running:
+        url = running.url
+        assert url.startswith("https://")
+        assert await run("call", url, "add", "1", "2", "--ca", str(tmp_path / "ca.pem")) == (
+            0,
+            "3\n",
+            "",
+        )
+        code, out, err = await run("call", url, "add", "1", "2")  # an unknown CA
+        assert (code, out) == (3, "")
+        assert "certificate verify failed" in err
+        assert (await run("call", url, "add", "1", "2", "--insecure"))[:2] == (0, "3\n")
+        assert (await run("call", url, "add", "1", "2", "--insecure", "--pin", pin))[0] == 0
+        code, _, err = await run("call", url, "add", "1", "2", "--insecure", "--pin", other)
+        assert code == 3
+        assert "pin" in err
+        code, _, err = await run("call", url, "add", "--pin", "nope")
+        assert code == 2
+        assert "not a pin" in err
+        code, _, err = await run("call", url, "add", "--insecure", "--ca", str(tmp_path / "ca.pem"))
+        assert code == 2
+        assert "contradict" in err
 
 
 def test_json_conversions() -> None:

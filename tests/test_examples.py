@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 import socket
@@ -601,6 +602,33 @@ async def test_notifications_report_an_unreachable_redis() -> None:
     assert (code, out) == (1, "")
     # after the backend's own warning, logged on the "eventsock" logger
     assert err.splitlines()[-1] == f"cannot reach Redis at {url}"
+
+
+@exercises("testing_app/chat.py", "testing_app/conftest.py", "testing_app/test_chat.py")
+async def test_testing_app_passes_its_own_tests() -> None:
+    # the example project's tests, run by pytest as its own project (its pytest.ini)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-W",
+        "error",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        cwd=EXAMPLES / "testing_app",
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    finally:
+        await reap(proc)
+    assert proc.returncode == 0, out.decode() + err.decode()
+    assert err == b""
+    assert out.decode().splitlines()[-1].startswith("5 passed in ")
 
 
 def test_every_example_is_exercised() -> None:

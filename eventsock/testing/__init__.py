@@ -431,26 +431,21 @@ class TestClient(Client, _Inbox):
         self,
         url: str,
         *,
-        auth: AuthSource = None,
-        headers: HeadersSource = None,
         namespaces: Iterable[str] | None = None,
-        ssl: Any = None,
         timeout: float | None = None,
-        retry: bool = False,
+        **options: Any,
     ) -> None:
-        """:meth:`eventsock.Client.connect`, with :attr:`timeout` by default."""
+        """:meth:`eventsock.Client.connect` (``options`` are its other keyword
+        arguments: ``auth``, ``headers``, ``ssl``, ...), with :attr:`timeout` by default."""
         # the namespaces Client.connect would choose, so that they are watched first
         wanted = list(namespaces) if namespaces is not None else sorted(self._handlers) or ["/"]
         for namespace in wanted:
             self._watch(namespace)
         await super().connect(
             url,
-            auth=auth,
-            headers=headers,
             namespaces=wanted,
-            ssl=ssl,
             timeout=self.timeout if timeout is None else timeout,
-            retry=retry,
+            **options,
         )
 
     async def call(
@@ -459,17 +454,18 @@ class TestClient(Client, _Inbox):
         *args: Any,
         namespace: str = "/",
         timeout: float | None = None,
-        result: Any = None,
+        **options: Any,
     ) -> Any:
-        """:meth:`eventsock.Client.call`, with :attr:`timeout` by default; the call and
-        its answer (or error) are added to :attr:`acks`."""
+        """:meth:`eventsock.Client.call` (``options``: its other keyword arguments, such
+        as ``result``), with :attr:`timeout` by default; the call and its answer (or
+        error) are added to :attr:`acks`."""
         try:
             answer = await super().call(
                 event,
                 *args,
                 namespace=namespace,
                 timeout=self.timeout if timeout is None else timeout,
-                result=result,
+                **options,
             )
         except Exception as exc:
             self.acks.append(AckRecord(event, args, namespace, error=exc))

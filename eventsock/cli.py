@@ -421,6 +421,21 @@ def _hold_port(host: str, port: int) -> socket.socket:
     return holder
 
 
+def _die_with_parent() -> None:
+    """In a worker, before it runs: SIGTERM it when the parent process dies, so that a
+    parent killed outright (SIGKILL) leaves no worker behind (Linux only)."""
+    if sys.platform == "linux":
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _spawn(command: list[str], **options: Any) -> subprocess.Popen[Any]:
+    """Start a worker: our own interpreter and arguments, no shell."""
+    return subprocess.Popen(command, preexec_fn=_die_with_parent, **options)  # noqa: S603
+
+
 def _run_workers(options: _ServeOptions, count: int) -> int:
     holder = _hold_port(options.host, options.port)
     port = holder.getsockname()[1]
@@ -441,8 +456,7 @@ def _run_workers(options: _ServeOptions, count: int) -> int:
     signal.signal(signal.SIGINT, stop)
     try:
         for _ in range(count):
-            # our own interpreter and arguments, no shell
-            worker = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+            worker = _spawn(command, stdout=subprocess.PIPE, text=True)
             workers.append(worker)
             assert worker.stdout is not None
             line = worker.stdout.readline()
@@ -496,7 +510,7 @@ def _snapshot(folders: Iterable[Path]) -> dict[str, tuple[int, int]]:
     return found
 
 
-def _stop_process(proc: subprocess.Popen[bytes] | None) -> int | None:
+def _stop_process(proc: subprocess.Popen[Any] | None) -> int | None:
     if proc is None:
         return None
     if proc.poll() is None:
@@ -526,10 +540,10 @@ def _run_reload(options: _ServeOptions, folders: tuple[Path, ...]) -> int:
         logger.warning("watching only the first %d .py files", RELOAD_MAX_FILES)
     names = ", ".join(str(folder) for folder in watched)
     print(f"eventsock: watching {len(snapshot)} .py file(s) under {names}", file=sys.stderr)
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[Any] | None = None
     reported = False
     try:
-        proc = subprocess.Popen(command)  # noqa: S603 (our own interpreter, no shell)
+        proc = _spawn(command)
         while not stopping:
             time.sleep(RELOAD_INTERVAL)
             if stopping:
@@ -553,7 +567,7 @@ def _run_reload(options: _ServeOptions, folders: tuple[Path, ...]) -> int:
                 flush=True,
             )
             _stop_process(proc)
-            proc = subprocess.Popen(command)  # noqa: S603
+            proc = _spawn(command)
             reported = False
     finally:
         _stop_process(proc)

@@ -554,10 +554,8 @@ def version(session):
 """
 
 
-async def test_serve_reload_restarts_on_a_change(tmp_path: Path) -> None:
-    app = tmp_path / "reload_app.py"
-    app.write_text(RELOAD_APP.format(version=1))
-    proc = await asyncio.create_subprocess_exec(
+async def start_reloading(folder: Path) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-W",
         "error",
@@ -568,17 +566,34 @@ async def test_serve_reload_restarts_on_a_change(tmp_path: Path) -> None:
         "--port",
         "0",
         "--reload",
-        cwd=tmp_path,
+        cwd=folder,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
 
-    async def version(url: str) -> Any:
-        async with eventsock.Client(reconnection=False) as client:
-            await client.connect(url, timeout=STEP)
-            return await client.call("version", timeout=STEP)
 
+async def end(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM (so that a parent stops its workers), then SIGKILL if it lingers."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), STEP)
+        except TimeoutError:
+            proc.kill()
+    await asyncio.wait_for(proc.communicate(), STEP)
+
+
+async def version(url: str) -> Any:
+    async with eventsock.Client(reconnection=False) as client:
+        await client.connect(url, timeout=STEP)
+        return await client.call("version", timeout=STEP)
+
+
+async def test_serve_reload_restarts_on_a_change(tmp_path: Path) -> None:
+    app = tmp_path / "reload_app.py"
+    app.write_text(RELOAD_APP.format(version=1))
+    proc = await start_reloading(tmp_path)
     try:
         assert "watching 1 .py file(s) under" in await line_of(proc.stderr)
         first = SERVING.search(await line_of(proc.stdout))
@@ -607,9 +622,21 @@ async def test_serve_reload_restarts_on_a_change(tmp_path: Path) -> None:
         await asyncio.wait_for(proc.wait(), STEP)
         assert proc.returncode == 0
     finally:
-        if proc.returncode is None:
-            proc.kill()
-        await asyncio.wait_for(proc.communicate(), STEP)
+        await end(proc)
+
+
+async def test_a_killed_reloading_parent_takes_its_worker_along(tmp_path: Path) -> None:
+    (tmp_path / "reload_app.py").write_text(RELOAD_APP.format(version=1))
+    proc = await start_reloading(tmp_path)
+    try:
+        serving = SERVING.search(await line_of(proc.stdout))
+        assert serving
+        async with eventsock.Client(reconnection=False) as client:
+            await client.connect(serving.group(2), timeout=STEP)
+            proc.kill()  # no SIGTERM to pass on: the worker learns it from the kernel
+            await asyncio.wait_for(client.wait(), STEP)  # the worker went away
+    finally:
+        await end(proc)
 
 
 # -- demo ------------------------------------------------------------------------------

@@ -131,8 +131,10 @@ def decode_packet(payload: bytes) -> Packet:
         raise ProtocolError(f"invalid msgpack ({detail})") from exc
     if type(obj) is not dict:
         raise ProtocolError(f"a packet must be a msgpack map, not {type(obj).__name__}")
-    if _TIMESTAMP_HEADERS[0] in payload or _TIMESTAMP_HEADERS[1] in payload or (
-        _TIMESTAMP_HEADERS[2] in payload
+    if (
+        _TIMESTAMP_HEADERS[0] in payload
+        or _TIMESTAMP_HEADERS[1] in payload
+        or (_TIMESTAMP_HEADERS[2] in payload)
     ):
         _refuse_timestamps(obj)
     if _undefined_seen != seen:

@@ -645,8 +645,9 @@ class HandlerRegistry:
         handlers = self._handlers.get(namespace)
         if handlers is None:
             return None, False
-        # Lifecycle handlers never answer an EVENT of the same name sent by a peer.
-        handler = None if event in self._lifecycle else handlers.get(event)
+        # Lifecycle handlers never answer an EVENT of the same name sent by a peer, and
+        # an event named "*" is not the catch-all's own: it gets the name like any other.
+        handler = None if event in self._lifecycle or event == CATCH_ALL else handlers.get(event)
         if handler is not None:
             return handler, False
         return handlers.get(CATCH_ALL), True

@@ -7,7 +7,8 @@ namespace it was opened on:
   (an integer it chooses, unique on its connection: even when the client side chooses
   it, odd when the server side does) of the producer's ``name``
   handler, granting ``window`` items of credit. The producer acks ``true`` once the
-  stream runs, or answers an error object (``unknown_event``, ``invalid_arguments``).
+  stream runs, or answers an error object (``unknown_event``, ``invalid_arguments``,
+  also for an id of the wrong parity or one already in use).
 * ``["$item", id, item]``: the next item; never more than the credit granted.
 * ``["$credit", id, n]``: the consumer grants ``n`` more items.
 * ``["$end", id]`` or ``["$end", id, error]``: the producer has finished, or failed
@@ -149,7 +150,9 @@ class Streams:
         return _DONE
 
     def _forget(self, namespace: str, stream_id: int, consumer: _Consumer) -> None:
-        self._consumers.pop((namespace, stream_id), None)
+        key = (namespace, stream_id)
+        if self._consumers.get(key) is consumer:
+            del self._consumers[key]
         if not consumer.ended and self._link.open:
             self._link.send(encode_event(CANCEL, (stream_id,), namespace))
 
@@ -157,6 +160,11 @@ class Streams:
         stream_id = self._next_id
         self._next_id += 2
         return stream_id
+
+    def _peer_id(self, stream_id: object) -> bool:
+        """Whether ``stream_id`` is an id the peer may choose: an integer of the other
+        side's parity, so that it can never be one of the ids this side chooses."""
+        return type(stream_id) is int and stream_id % 2 != self._next_id % 2
 
     # -- uploads: async iterables passed as call arguments ---------------------------------
 
@@ -198,21 +206,29 @@ class Streams:
     ) -> tuple[Any, ...]:
         """``args`` with each ``{"$stream": id}`` at ``positions`` (the handler's
         parameters annotated ``AsyncIterator``) replaced by an async iterator of the
-        peer's upload, which grants its credit when first iterated."""
+        peer's upload, which grants its credit when first iterated.
+
+        A placeholder whose id the peer may not choose (this side's parity) or that is
+        in use is left as it is: the handler's argument check refuses it."""
         out = list(args)
         for index in positions:
             value = args[index] if index < len(args) else None
             if (
                 type(value) is dict
                 and len(value) == 1
-                and type(value.get(UPLOAD)) is int
+                and self._peer_id(value.get(UPLOAD))
                 and (namespace, value[UPLOAD]) not in self._consumers
             ):
                 out[index] = self._upload(namespace, value[UPLOAD], window or UPLOAD_WINDOW)
         return tuple(out)
 
     async def _upload(self, namespace: str, stream_id: int, window: int) -> AsyncIterator[Any]:
-        consumer = self._consumers[(namespace, stream_id)] = _Consumer(window)
+        key = (namespace, stream_id)
+        if key in self._consumers:
+            # the same id twice (in one call, or in a call before the first iterated):
+            # replacing the first consumer would leave it waiting forever
+            raise InvalidArguments(f"stream {stream_id} is already in use")
+        consumer = self._consumers[key] = _Consumer(window)
         self._link.send(encode_event(CREDIT, (stream_id, window), namespace))
         try:
             while True:
@@ -290,6 +306,11 @@ class Streams:
         error: RemoteError | None = None
         if handler is None:
             error = UnknownEvent(f"no stream {name!r} on {namespace!r}")
+        elif not self._peer_id(stream_id):
+            ours = ("client", "even") if self._next_id % 2 == 0 else ("server", "odd")
+            error = InvalidArguments(
+                f"stream id {stream_id}: the {ours[0]} side chooses the {ours[1]} ids"
+            )
         elif key in self._producers:
             error = InvalidArguments(f"stream {stream_id} is already open")
         elif not handler.accepts(len(args)):

@@ -268,3 +268,98 @@ async def test_abrupt_transport_loss(stage: Stage) -> None:
     assert await asyncio.wait_for(stage.reasons.get(), 5) in ("transport close", "transport error")
     await peer.close()
     await assert_only_the_bystander_is_left(stage)
+
+
+# -- stream ids a peer may not choose (found by tests/test_fuzz_live.py) ----------------
+
+
+async def test_an_upload_with_an_id_the_server_chooses_is_refused() -> None:
+    # Before: the upload's consumer (id 1) was replaced by the server's own stream 1,
+    # so nothing ever ended it and its handler waited forever after the peer left.
+    server = eventsock.Server()
+
+    @server.on("upload")
+    async def upload(session: eventsock.Session, items: AsyncIterator[int]) -> int:
+        return len([item async for item in items])
+
+    @server.on("pull")
+    async def pull(session: eventsock.Session) -> int:
+        return len([item async for item in session.stream("feed", timeout=30)])
+
+    async with serving(server) as url:
+        peer = await RawPeer.open_to(url)
+        try:
+            assert isinstance(await peer.connect("/"), Connect)
+            await peer.send_packet(Event("upload", ({"$stream": 1},), "/", 1))  # odd: the server's
+            refused = await peer.recv_packet()
+            assert isinstance(refused, Ack) and refused.id == 1
+            assert refused.args[0]["$error"]["code"] == "invalid_arguments"
+            assert "expected a stream" in refused.args[0]["$error"]["message"]
+            await peer.send_packet(Event("pull", (), "/", 2))
+            opened = await peer.recv_packet()
+            assert isinstance(opened, Event) and opened.name == "$stream" and opened.args[0] == 1
+        finally:
+            await peer.close()
+        await connections_done(server)
+        handlers = list(server._tasks)
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=5)
+            assert not pending, f"handlers left waiting: {pending}"
+        assert server.task_count == 0
+
+
+async def test_the_same_upload_id_twice_in_one_call_is_refused() -> None:
+    server = eventsock.Server()
+
+    @server.on("zip")
+    async def zip_two(
+        session: eventsock.Session, a: AsyncIterator[int], b: AsyncIterator[int]
+    ) -> list[int]:
+        first = await anext(aiter(a))
+        return [first, await anext(aiter(b))]
+
+    async with serving(server) as url:
+        peer = await RawPeer.open_to(url)
+        try:
+            assert isinstance(await peer.connect("/"), Connect)
+            await peer.send_packet(Event("zip", ({"$stream": 2}, {"$stream": 2}), "/", 1))
+            assert await peer.recv_packet() == Event("$credit", (2, 16), "/")
+            await peer.send_packet(Event("$item", (2, 5), "/"))
+            answer = await peer.recv_packet()
+            while isinstance(answer, Event):  # the first upload's credit and cancel
+                answer = await peer.recv_packet()
+            assert isinstance(answer, Ack) and answer.id == 1
+            assert answer.args[0]["$error"]["code"] == "invalid_arguments"
+            assert answer.args[0]["$error"]["message"] == "stream 2 is already in use"
+        finally:
+            await peer.close()
+        await connections_done(server)
+        assert sum(conn.link.streams.active for conn in server._connections) == 0
+
+
+async def test_a_stream_open_with_an_id_the_server_chooses_is_refused() -> None:
+    server = eventsock.Server()
+
+    @server.stream("count")
+    async def count(session: eventsock.Session, n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    async with serving(server) as url:
+        peer = await RawPeer.open_to(url)
+        try:
+            assert isinstance(await peer.connect("/"), Connect)
+            await peer.send_packet(Event("$stream", (1, "count", 4, 2), "/", 1))
+            refused = await peer.recv_packet()
+            assert isinstance(refused, Ack)
+            assert refused.args[0]["$error"] == {
+                "code": "invalid_arguments",
+                "message": "stream id 1: the server side chooses the odd ids",
+            }
+            await peer.send_packet(Event("$stream", (2, "count", 4, 2), "/", 2))
+            assert await peer.recv_packet() == Ack(2, (True,))
+            assert await peer.recv_packet() == Event("$item", (2, 0), "/")
+            assert await peer.recv_packet() == Event("$item", (2, 1), "/")
+            assert await peer.recv_packet() == Event("$end", (2,), "/")
+        finally:
+            await peer.close()

@@ -813,3 +813,15 @@ async def test_limits_example() -> None:
     assert answered + limited == 15 and limited >= 1  # the burst is 10, 5 of it spent
     assert lines[3].startswith("retry after ")
     assert "calls_refused=1" in lines[4]
+
+
+@exercises("tls_pinning.py")
+async def test_tls_pinning_example() -> None:
+    code, out, err = await run("tls_pinning.py")
+    assert code == 0, err
+    assert err == ""
+    pin, ours, theirs = out.splitlines()
+    assert re.fullmatch(r"pin: sha256/[A-Za-z0-9+/]{43}=", pin)
+    assert ours == "ours: the real server"
+    assert theirs.startswith("theirs: refused: the certificate of 127.0.0.1 matches none")
+    assert pin.removeprefix("pin: ") in theirs

@@ -152,7 +152,7 @@ async def test_a_pinned_client_refuses_any_other_certificate_before_sending_a_by
         await listener.wait_closed()
 
 
-async def test_a_wrong_pin_with_reconnection_on_gives_up_on_the_first_attempt(
+async def test_a_wrong_pin_fails_the_first_attempt_with_reconnection_on(
     ca: trustme.CA, tls_url: str, no_leaks: None
 ) -> None:
     other = eventsock.Pin.of(ca.issue_cert("127.0.0.1").cert_chain_pems[0].bytes())

@@ -7,7 +7,9 @@ connections every push and pop costs a dozen comparisons, and cancelled handles 
 in the heap until they come due. :class:`Timers` keeps one FIFO per delay instead
 (timers with the same delay come due in the order they were armed), and a single
 asyncio timer for the earliest of all. Arming is an append, cancelling sets a flag;
-cancelled entries are dropped when they reach the front.
+cancelled entries are dropped when they reach the front, or when their FIFO has grown
+to four times the live timers it held at its last rebuild (at least 1,024), so memory
+follows the timers armed, not the churn.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ __all__ = ["Timer", "Timers", "timers_for"]
 
 logger = logging.getLogger("eventsock")
 
+# A FIFO shorter than this is never rebuilt.
+_REBUILD_AT: Final = 1024
 # The loop runs a timer up to its clock's resolution early: count that as due.
 _RESOLUTION: Final = time.get_clock_info("monotonic").resolution
 
@@ -54,7 +58,7 @@ class Timers:
     finds it has nothing to do), so a closed loop is never kept alive by it.
     """
 
-    __slots__ = ("__weakref__", "_armed", "_generation", "_loop", "_queues", "_when")
+    __slots__ = ("__weakref__", "_armed", "_generation", "_limits", "_loop", "_queues", "_when")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
@@ -62,6 +66,7 @@ class Timers:
         except TypeError:  # a loop type without weak references
             self._loop = lambda: loop
         self._queues: dict[float, deque[Timer]] = {}
+        self._limits: dict[float, int] = {}  # the length at which a FIFO is rebuilt
         self._armed = False
         self._generation = 0  # of the asyncio timer that counts
         self._when = 0.0
@@ -74,6 +79,17 @@ class Timers:
         queue = self._queues.get(delay)
         if queue is None:
             queue = self._queues[delay] = deque()
+        else:
+            while queue and queue[0].cancelled:  # cancelled ones at the front go now
+                queue.popleft()
+            if len(queue) >= self._limits.get(delay, _REBUILD_AT):
+                # cancelled timers would otherwise stay until they come due: with many
+                # connections opening and closing, that is the churn of a whole delay.
+                # Rebuilt at most once per 3/4 of its length in new timers: O(1) each.
+                live = [entry for entry in queue if not entry.cancelled]
+                queue.clear()
+                queue.extend(live)
+                self._limits[delay] = max(_REBUILD_AT, 4 * len(live))
         queue.append(timer)
         if not self._armed or timer.when < self._when:
             self._arm(loop, timer.when)
@@ -82,6 +98,7 @@ class Timers:
     def close(self) -> None:
         """Drop every timer."""
         self._queues.clear()
+        self._limits.clear()
         self._armed = False
         self._generation += 1
 
@@ -113,6 +130,7 @@ class Timers:
                 queue.popleft()
             if not queue:
                 del self._queues[delay]
+                self._limits.pop(delay, None)
             elif earliest is None or queue[0].when < earliest:
                 earliest = queue[0].when
         if earliest is not None:

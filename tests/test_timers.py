@@ -116,3 +116,17 @@ async def test_each_loop_has_its_own_timers() -> None:
         assert timers_for(other) is not timers_for(asyncio.get_running_loop())
     finally:
         other.close()
+
+
+async def test_cancelled_timers_do_not_pile_up_before_they_come_due() -> None:
+    # connections that open and close: each arms a long timer and cancels it soon
+    timers = Timers(asyncio.get_running_loop())
+    try:
+        live = [timers.call_later(60.0, lambda: None) for _ in range(10)]
+        for _ in range(20_000):
+            timers.call_later(60.0, lambda: None).cancel()
+        # the 10 live ones, and cancelled ones up to the rebuild bound only
+        assert len(timers) <= 1024 + 10
+        assert all(not timer.cancelled for timer in live)
+    finally:
+        timers.close()

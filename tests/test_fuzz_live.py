@@ -17,6 +17,10 @@ which steer some choices, allow). The seed is printed, and is in every failure m
     EVENTSOCK_FUZZ_SECONDS=60 python -m pytest tests/test_fuzz_live.py   # default 5 (per variant)
     EVENTSOCK_FUZZ_SEED=1234 python -m pytest tests/test_fuzz_live.py    # replay a seed
     EVENTSOCK_FUZZ_CLIENTS=17,42 EVENTSOCK_FUZZ_SEED=1234 ...            # only these clients
+
+Known eventsock bugs the fuzz finds are each reproduced by a strict-xfail test at the
+end of this file, and their precise signatures are let through (and counted in the
+output) until they are fixed: remove both with each fix.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from eventsock.codec import decode_packet
 from eventsock.packets import Ack, Connect, ConnectError, Disconnect, Event
 
 from .helpers import serving
-from .raw import RawPeer
+from .raw import RawPeer, connections_done
 
 SECONDS = float(os.environ.get("EVENTSOCK_FUZZ_SECONDS", "5"))
 SEED = int(os.environ.get("EVENTSOCK_FUZZ_SEED") or secrets.randbelow(2**32))
@@ -107,6 +111,9 @@ FUZZ_CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("fuzz",
 class App:
     server: eventsock.Server
     disconnects: Counter[str] = field(default_factory=Counter)
+    # sessions whose connect handler found them gone when it went on (the client left
+    # the namespace meanwhile): see is_abandoned_session_accepted
+    abandoned: set[str] = field(default_factory=set)
 
 
 def make_app(*, recovery: bool) -> App:
@@ -130,6 +137,8 @@ def make_app(*, recovery: bool) -> App:
     @server.on("connect")
     async def connect(session: eventsock.Session, auth: dict[str, Any]) -> bool:
         await yield_once()
+        if server._sessions.get(session.id) is not session:
+            app.abandoned.add(session.id)
         if auth.get("refuse"):
             return False
         if auth.get("crash"):
@@ -205,7 +214,11 @@ def make_app(*, recovery: bool) -> App:
 
     @server.on("typed_add")
     def typed_add(session: eventsock.Session, a: int, b: int) -> int:
-        return a + b
+        return a + b  # two huge ints make a sum msgpack cannot carry: see too_big
+
+    @server.on("too_big")
+    def too_big(session: eventsock.Session) -> int:
+        return 2**64  # a result msgpack cannot carry: an internal_error answer, logged
 
     @server.on("move")
     def move(session: eventsock.Session, p: Point, dx: int = 1) -> Point:
@@ -286,6 +299,9 @@ def make_app(*, recovery: bool) -> App:
 
     @server.on("connect", namespace="/chat")
     async def chat_connect(session: eventsock.Session) -> None:
+        await yield_once()
+        if server._sessions.get(session.id) is not session:
+            app.abandoned.add(session.id)
         await session.enter_room("chat-lobby")
 
     @server.on("disconnect", namespace="/chat")
@@ -311,7 +327,7 @@ def make_app(*, recovery: bool) -> App:
 SERVER_EVENTS = (
     "echo", "join", "leave", "shout", "everyone", "close_room", "kick_room", "kick_me",
     "please_call", "call_room", "slow", "limited", "typed_add", "move", "small", "boom",
-    "flaky", "forbidden", "upload", "pull", "say", "no_such_event",
+    "flaky", "forbidden", "upload", "pull", "say", "too_big", "no_such_event",
 )  # fmt: skip
 ODD_NAMES = (
     "connect", "disconnect", "connect_error", "newListener", "$stream", "$item", "$credit",
@@ -1111,6 +1127,44 @@ async def fuzz_worker(run: Run, todo: deque[int] | None) -> None:
 # ======================================================================================
 
 
+class LagMonitor:
+    """The longest the loop took to run a callback due every 50 ms: a stall that long
+    delays every timer (pings included), whatever the code under test does."""
+
+    PERIOD = 0.05
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.worst = 0.0
+        self.worst_at = 0.0
+        self._due = self.loop.time() + self.PERIOD
+        self._handle: asyncio.TimerHandle | None = self.loop.call_at(self._due, self._tick)
+
+    def _tick(self) -> None:
+        now = self.loop.time()
+        if now - self._due > self.worst:
+            self.worst, self.worst_at = now - self._due, now
+        self._due = now + self.PERIOD
+        self._handle = self.loop.call_at(self._due, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+@contextlib.asynccontextmanager
+async def running(server: eventsock.Server) -> AsyncIterator[str]:
+    """The server on an ephemeral port, bare: helpers.serving's test server records
+    every event it receives, which for a fuzz run is tens of thousands of them (a heap
+    whose gen-2 collections stall the loop longer than the bystander's ping window)."""
+    port = await server.start("127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await server.shutdown()
+
+
 def where(task: asyncio.Task[Any]) -> str:
     """Where a pending task waits: its chain of awaits, innermost last (through
     eventsock.eager's resume(), which drives a coroutine by hand)."""
@@ -1145,20 +1199,66 @@ def where(task: asyncio.Task[Any]) -> str:
     return "\n      ".join(places)
 
 
-def census(server: eventsock.Server) -> dict[str, int]:
-    """Everything a connection leaves behind if it leaks."""
+def census(server: eventsock.Server, ignore: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Everything a connection leaves behind if it leaks (but the room memberships of
+    the session ids in ``ignore``: see orphans())."""
     links = [conn.link for conn in server._connections]
+    indexes = list(server._rooms.values())
     return {
         "connections": len(server._connections),
         "sessions": len(server._sessions),
-        "rooms": sum(len(rooms) for rooms in server._rooms.values()),
-        "room memberships": sum(len(rooms._rooms) for rooms in server._rooms.values()),
+        "rooms": sum(
+            1 for rooms in indexes for members in rooms._members.values() if members - ignore
+        ),
+        "room memberships": sum(
+            1 for rooms in indexes for sid in rooms._rooms if sid not in ignore
+        ),
         "handler tasks": len(server._tasks),
         "disconnect handler tasks": len(server._cleanup),
         "pending acks": sum(link.pending_acks for link in links),
         "streams": sum(link._streams.active for link in links if link._streams is not None),
         "pending namespaces": sum(len(conn.protocol.pending) for conn in server._connections),
     }
+
+
+def orphans(server: eventsock.Server) -> set[str]:
+    """Session ids in a room that belong to no session."""
+    return {sid for rooms in server._rooms.values() for sid in rooms._rooms} - set(server._sessions)
+
+
+# -- known eventsock bugs the fuzz finds, each reproduced by a strict-xfail test at the
+# -- end of this file: remove each with its fix
+
+
+def is_abandoned_session_accepted(record: logging.LogRecord) -> bool:
+    """The reader's KeyError of test_a_session_abandoned_in_its_connect_handler_is_not_accepted.
+
+    A client sends CONNECT, DISCONNECT and CONNECT on a namespace while the first
+    session's async connect handler runs: when that handler returns, Connection._accept
+    sees the namespace pending (the second CONNECT's) and accepts the abandoned first
+    session, which is no longer registered: its room memberships stay forever (the
+    app's connect handlers record such sessions in App.abandoned), the second session
+    is dropped, and the client's next EVENT raises KeyError in Connection._on_frame,
+    which escapes the reader."""
+    exc = record.exc_info[1] if record.exc_info is not None else None
+    if record.name != "aiohttp.server" or not isinstance(exc, KeyError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_qualname == "Connection._on_frame"
+
+
+def is_orphan_future(context: dict[str, Any]) -> bool:
+    """The escaped exception of test_a_call_on_a_closed_connection_leaves_no_orphan_future.
+
+    ``Link.call`` arms the call's deadline before it sends, and forgets the future when
+    the send raises ConnectionClosed, but the deadline does not: it fails the future
+    later with AckTimeout, which nobody retrieves. ``Server.call_room`` reaches it when a
+    session's connection ends between the room's resolution and the call."""
+    return context.get("message") == "Future exception was never retrieved" and isinstance(
+        context.get("exception"), eventsock.AckTimeout
+    )
 
 
 def is_expected(record: logging.LogRecord) -> bool:
@@ -1172,8 +1272,15 @@ def is_expected(record: logging.LogRecord) -> bool:
         # aiohttp logs garbage that follows a request it answered (here an upgrade
         # eventsock refused, EIO=3) at ERROR: its HTTP parser's, not eventsock's
         return True
+    message = record.getMessage()
+    if message.startswith("cannot encode the ack of a handler") and isinstance(
+        exc, eventsock.EncodeError
+    ):
+        # a result msgpack cannot carry (too_big on purpose, typed_add's sum of two
+        # huge ints): the caller gets an internal_error, and the app's bug is logged
+        return True
     # the echo handler returns what it was sent, error-shaped maps included
-    return record.getMessage().startswith("a handler on '/' returned a value shaped like")
+    return message.startswith("a handler on '/' returned a value shaped like")
 
 
 @pytest.mark.parametrize("recovery", [False, True], ids=["plain", "recovery"])
@@ -1187,17 +1294,31 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
     app = make_app(recovery=recovery)
     server = app.server
     run: Run | None = None
+    lag: LagMonitor | None = None
 
     def attribute(record: logging.LogRecord) -> bool:
         if run is not None and record.levelno >= logging.ERROR:
             record.fuzz_client = run.owner()
-            if not is_expected(record):
+            if not is_expected(record) and not is_abandoned_session_accepted(record):
                 run.flag(record.fuzz_client)
         return True
 
+    tally: Counter[str] = Counter()
+    eventsock_logger = logging.getLogger("eventsock")
+
+    def triage(record: logging.LogRecord) -> bool:
+        """On the eventsock logger: format and count every record; let only unexpected
+        ERROR ones on to the handlers. What pytest keeps of a long run's thousands of
+        records would otherwise grow the heap until gen-2 collections stall the loop
+        for longer than the bystander's ping window."""
+        record.getMessage()  # any record that cannot be formatted raises here
+        tally[f"{record.levelname} {record.msg}"[:90]] += 1
+        return record.levelno >= logging.ERROR and not is_expected(record)
+
+    eventsock_logger.addFilter(triage)
     caplog.handler.addFilter(attribute)
     try:
-        async with serving(server) as url:
+        async with running(server) as url:
             received: Counter[str] = Counter()
             hello: asyncio.Future[None] = loop.create_future()
             bystander = eventsock.Client(reconnection=False)
@@ -1219,6 +1340,8 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
             @bystander.on("disconnect")
             def on_disconnect(reason: str) -> None:
                 received["disconnect: " + reason] += 1
+                if lag is not None:
+                    received[f"(worst loop lag so far {lag.worst * 1000:.0f} ms)"] += 1
 
             await bystander.connect(
                 url, auth={"token": TOKEN}, namespaces=["/", "/chat"], timeout=5
@@ -1234,9 +1357,14 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
                 connector=aiohttp.TCPConnector(limit=0), cookie_jar=aiohttp.DummyCookieJar()
             ) as http:
                 run = Run(server, url, http, loop.time() + SECONDS)
+                lag = LagMonitor()
                 todo = deque(ONLY) if ONLY else None
                 workers = [fuzz_worker(run, todo) for _ in range(1 if ONLY else WORKERS)]
-                await asyncio.gather(*workers)
+                try:
+                    await asyncio.gather(*workers)
+                finally:
+                    lag.stop()
+                run.stats["worst loop lag ms"] = round(lag.worst * 1000)
                 # the bystander carried on through it all
                 assert bystander.connected, received
                 assert await bystander.call("echo", "still here", timeout=5) == "still here"
@@ -1244,6 +1372,7 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
             print(f"fuzz stats {context}:", dict(sorted(run.stats.items())))
             print("server disconnect reasons:", dict(app.disconnects))
             print("the bystander received:", dict(received))
+            print("eventsock log records:", dict(tally.most_common(25)))
 
             # every fuzz client is gone: the server must forget them all, in bounded time
             fuzz_tasks = [
@@ -1269,8 +1398,17 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
             crashes = [
                 record
                 for record in caplog.records
-                if record.levelno >= logging.ERROR and not is_expected(record)
+                if record.levelno >= logging.ERROR
+                and not is_expected(record)
+                and not is_abandoned_session_accepted(record)
             ]
+            key_errors = sum(1 for r in caplog.records if is_abandoned_session_accepted(r))
+            abandoned_left = orphans(server) & app.abandoned
+            if key_errors or abandoned_left:
+                print(
+                    f"known bug (an abandoned session accepted) hit: {len(abandoned_left)}"
+                    f" orphan membership(s), {key_errors} KeyError(s) in the reader"
+                )
             report = []
             formatter = caplog.handler.formatter or logging.Formatter()
             for record in crashes[:5]:
@@ -1278,6 +1416,10 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
                 if record.exc_info:
                     line += "\n" + formatter.formatException(record.exc_info)
                 report.append(line)
+            known = [entry for entry in escaped if is_orphan_future(entry)]
+            if known:
+                print(f"known bug (an orphaned call future) hit {len(known)} time(s)")
+            escaped[:] = [entry for entry in escaped if not is_orphan_future(entry)]
             for entry in escaped[:5]:
                 index = run.owner(entry.get("task") or entry.get("future"))  # type: ignore[arg-type]
                 run.flag(index)
@@ -1294,7 +1436,9 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
             assert not run.stuck, f"fuzz clients stuck {run.stuck[:10]} {context}:\n{problems}"
             stacks = "\n".join(f"  {task!r}:\n      {where(task)}" for task in leftover[:5])
             assert not leftover, f"tasks left behind {context}:\n{stacks}"
-            assert census(server) == baseline, f"leaked {context}"
+            unknown = orphans(server) - app.abandoned
+            assert not unknown, f"room memberships of no session {context}: {unknown}"
+            assert census(server, frozenset(abandoned_left)) == baseline, f"leaked {context}"
             assert bystander.sid == bystander_sid and bystander.connected
 
             # the fuzz reached where it was meant to reach
@@ -1328,6 +1472,7 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
                 assert len(store) == 0
     finally:
         caplog.handler.removeFilter(attribute)
+        eventsock_logger.removeFilter(triage)
         loop.set_exception_handler(previous_handler)
 
 
@@ -1351,4 +1496,79 @@ async def test_an_event_named_star_reaches_the_catch_all(caplog: pytest.LogCaptu
             assert await peer.recv_packet() == Ack(1, ("*",))
         finally:
             await peer.close()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: Link.call leaves its future to the deadline when the send raises"
+    " (eventsock/session.py)",
+)
+async def test_a_call_on_a_closed_connection_leaves_no_orphan_future() -> None:
+    """Found by the fuzz: a call on a connection that has closed raises ConnectionClosed,
+    and then its deadline fails the forgotten future with AckTimeout, which escapes
+    ("Future exception was never retrieved"). Server.call_room does this when a
+    session's connection ends between the resolution of the room and the call."""
+    loop = asyncio.get_running_loop()
+    escaped: asyncio.Future[dict[str, Any]] = loop.create_future()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, ctx: escaped.done() or escaped.set_result(ctx))
+    server = eventsock.Server()
+    try:
+        async with running(server) as url:
+            peer = await RawPeer.open_to(url)
+            assert isinstance(await peer.connect("/"), Connect)
+            (conn,) = server._connections
+            await peer.close()
+            await connections_done(server)
+            with pytest.raises(eventsock.ConnectionClosed):
+                await conn.link.call("/", "question", (), 0.2)
+            # nothing may escape, however long one waits (the deadline is 0.2 s)
+            done, _ = await asyncio.wait([escaped], timeout=1.0)
+            assert not done, f"escaped: {escaped.result()}"
+    finally:
+        loop.set_exception_handler(previous)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: Connection._accept accepts a session whose client left the namespace"
+    " (and came back) while its connect handler ran (eventsock/connection.py)",
+)
+async def test_a_session_abandoned_in_its_connect_handler_is_not_accepted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the fuzz: CONNECT, DISCONNECT, CONNECT on "/" while the first session's
+    async connect handler waits. The first session was accepted (its sid in the reply)
+    though it was no longer registered: its room stayed forever, the second session
+    was dropped, and the next EVENT raised KeyError out of the connection's reader."""
+    loop = asyncio.get_running_loop()
+    server = eventsock.Server()
+    gate: asyncio.Future[None] = loop.create_future()
+    both: asyncio.Future[None] = loop.create_future()
+    started: list[str] = []
+
+    @server.on("connect")
+    async def connect(session: eventsock.Session) -> None:
+        started.append(session.id)
+        if len(started) == 2:
+            both.set_result(None)
+        await gate
+        await session.enter_room("lobby")
+
+    server.on("echo", lambda session, x: x)
+    async with running(server) as url:
+        peer = await RawPeer.open_to(url)
+        try:
+            for packet in (Connect("/"), Disconnect("/"), Connect("/")):
+                await peer.send_packet(packet)
+            await asyncio.wait_for(both, 5)
+            gate.set_result(None)
+            assert await peer.recv_packet() == Connect("/", {"sid": started[1]})
+            await peer.send_packet(Event("echo", (1,), "/", 5))
+            assert await peer.recv_packet() == Ack(5, (1,))
+        finally:
+            await peer.close()
+        await connections_done(server)
+        assert orphans(server) == set()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -1,5 +1,6 @@
 """TLS and certificate pinning: a wss:// server, a client that pins its public key, and
-the same client refusing a server with another certificate.
+the same client refusing a server with another certificate; then the pin alone, with
+no CA check (``ssl=False``), as for a self-signed certificate.
 
 Certificates come from trustme (a test tool: ``pip install trustme``); in production
 they are your own, and the pin is computed once from your server's certificate.
@@ -53,6 +54,16 @@ async def main() -> None:
                 print(f"{name}:", await client.call("whoami"))
                 await client.disconnect()
             # --8<-- [end:connect]
+            # --8<-- [start:alone]
+            # no CA check at all (as for a self-signed certificate): the pin is the trust
+            async with eventsock.Client(reconnection=False) as alone:
+                try:
+                    await alone.connect(f"wss://127.0.0.1:{port}", ssl=False, pin=pin)
+                except eventsock.CertificatePinMismatch:
+                    print(f"{name}, pin alone: refused")
+                else:
+                    print(f"{name}, pin alone:", await alone.call("whoami"))
+            # --8<-- [end:alone]
         finally:
             await server.shutdown()
 

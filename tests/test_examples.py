@@ -820,8 +820,10 @@ async def test_tls_pinning_example() -> None:
     code, out, err = await run("tls_pinning.py")
     assert code == 0, err
     assert err == ""
-    pin, ours, theirs = out.splitlines()
+    pin, ours, ours_alone, theirs, theirs_alone = out.splitlines()
     assert re.fullmatch(r"pin: sha256/[A-Za-z0-9+/]{43}=", pin)
     assert ours == "ours: the real server"
+    assert ours_alone == "ours, pin alone: the real server"
     assert theirs.startswith("theirs: refused: the certificate of 127.0.0.1 matches none")
     assert pin.removeprefix("pin: ") in theirs
+    assert theirs_alone == "theirs, pin alone: refused"

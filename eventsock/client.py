@@ -273,7 +273,7 @@ class Client(HandlerRegistry):
                 raise ValueError(f"pin needs an https:// or wss:// URL, not {url!r}")
             ssl = pinned_context(ssl, pins)  # the user's context is wrapped, not changed
         wanted = list(
-            dict.fromkeys(namespaces if namespaces is not None else sorted(self._handlers))
+            dict.fromkeys(namespaces if namespaces is not None else sorted(self._namespaces()))
         )
         self._url, self._engine, self._auth, self._headers = url, engine, auth, headers
         self._ssl, self._timeout = ssl, timeout

@@ -335,7 +335,11 @@ class Connection:
     def _on_connect(self, packet: Connect) -> None:
         namespace = packet.namespace
         server = self.server
-        if namespace not in server._handlers and namespace != "/":
+        if (
+            namespace != "/"
+            and namespace not in server._handlers
+            and (namespace not in server._streams)
+        ):
             # "/" always exists, as in Socket.IO; other namespaces exist by their handlers.
             self.link.send(self.protocol.refuse(namespace, "Invalid namespace"))
             return
@@ -441,9 +445,19 @@ class Connection:
         else:
             self._accept(session)
 
+    def _still_wanted(self, session: Session) -> bool:
+        """Whether the CONNECT that made ``session`` is still the one waiting: the client
+        may have left the namespace (and come back, with another session) while the
+        session's connect handler ran."""
+        return (
+            session.namespace in self.protocol.pending
+            and self.sessions.get(session.namespace) is session
+            and self.link.open
+        )
+
     def _accept(self, session: Session) -> None:
         namespace = session.namespace
-        if namespace not in self.protocol.pending or not self.link.open:
+        if not self._still_wanted(session):
             self._forget(session)  # the client left while its connect handler ran
             return
         if self._connect_handle is not None:
@@ -467,8 +481,9 @@ class Connection:
         else:
             logger.error("connect handler on %r raised", session.namespace, exc_info=exc)
             message, data = "Internal server error", None
+        wanted = self._still_wanted(session)
         self._forget(session)
-        if session.namespace in self.protocol.pending and self.link.open:
+        if wanted:
             self.link.send(self.protocol.refuse(session.namespace, message, data))
         if self._connect_expired:
             self._connect_timeout()

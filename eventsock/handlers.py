@@ -459,6 +459,10 @@ class HandlerRegistry:
 
         return decorate
 
+    def _namespaces(self) -> set[str]:
+        """The namespaces with handlers registered: event, lifecycle or stream ones."""
+        return self._handlers.keys() | self._streams.keys()
+
     def _stream_handler(self, namespace: str, name: str) -> Handler | None:
         streams = self._streams.get(namespace)
         return None if streams is None else streams.get(name)

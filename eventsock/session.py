@@ -459,6 +459,10 @@ class Link:
             answer = await future
         finally:
             self._acks.pop(key, None)
+            if not future.done():
+                # the send raised, or the caller was cancelled: the deadline must find
+                # the future done, or it would fail it with an error nobody retrieves
+                future.cancel()
             if uploads:
                 self.streams.end_uploads(uploads)
         raise_for_error(answer)

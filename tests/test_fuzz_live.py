@@ -18,9 +18,7 @@ which steer some choices, allow). The seed is printed, and is in every failure m
     EVENTSOCK_FUZZ_SEED=1234 python -m pytest tests/test_fuzz_live.py    # replay a seed
     EVENTSOCK_FUZZ_CLIENTS=17,42 EVENTSOCK_FUZZ_SEED=1234 ...            # only these clients
 
-Known eventsock bugs the fuzz finds are each reproduced by a strict-xfail test at the
-end of this file, and their precise signatures are let through (and counted in the
-output) until they are fixed: remove both with each fix.
+Bugs the fuzz found are reproduced by regression tests at the end of this file.
 """
 
 from __future__ import annotations
@@ -111,9 +109,6 @@ FUZZ_CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("fuzz",
 class App:
     server: eventsock.Server
     disconnects: Counter[str] = field(default_factory=Counter)
-    # sessions whose connect handler found them gone when it went on (the client left
-    # the namespace meanwhile): see is_abandoned_session_accepted
-    abandoned: set[str] = field(default_factory=set)
 
 
 def make_app(*, recovery: bool) -> App:
@@ -137,8 +132,6 @@ def make_app(*, recovery: bool) -> App:
     @server.on("connect")
     async def connect(session: eventsock.Session, auth: dict[str, Any]) -> bool:
         await yield_once()
-        if server._sessions.get(session.id) is not session:
-            app.abandoned.add(session.id)
         if auth.get("refuse"):
             return False
         if auth.get("crash"):
@@ -300,8 +293,6 @@ def make_app(*, recovery: bool) -> App:
     @server.on("connect", namespace="/chat")
     async def chat_connect(session: eventsock.Session) -> None:
         await yield_once()
-        if server._sessions.get(session.id) is not session:
-            app.abandoned.add(session.id)
         await session.enter_room("chat-lobby")
 
     @server.on("disconnect", namespace="/chat")
@@ -1199,20 +1190,15 @@ def where(task: asyncio.Task[Any]) -> str:
     return "\n      ".join(places)
 
 
-def census(server: eventsock.Server, ignore: frozenset[str] = frozenset()) -> dict[str, int]:
-    """Everything a connection leaves behind if it leaks (but the room memberships of
-    the session ids in ``ignore``: see orphans())."""
+def census(server: eventsock.Server) -> dict[str, int]:
+    """Everything a connection leaves behind if it leaks."""
     links = [conn.link for conn in server._connections]
     indexes = list(server._rooms.values())
     return {
         "connections": len(server._connections),
         "sessions": len(server._sessions),
-        "rooms": sum(
-            1 for rooms in indexes for members in rooms._members.values() if members - ignore
-        ),
-        "room memberships": sum(
-            1 for rooms in indexes for sid in rooms._rooms if sid not in ignore
-        ),
+        "rooms": sum(1 for rooms in indexes for members in rooms._members.values() if members),
+        "room memberships": sum(1 for rooms in indexes for sid in rooms._rooms),
         "handler tasks": len(server._tasks),
         "disconnect handler tasks": len(server._cleanup),
         "pending acks": sum(link.pending_acks for link in links),
@@ -1224,41 +1210,6 @@ def census(server: eventsock.Server, ignore: frozenset[str] = frozenset()) -> di
 def orphans(server: eventsock.Server) -> set[str]:
     """Session ids in a room that belong to no session."""
     return {sid for rooms in server._rooms.values() for sid in rooms._rooms} - set(server._sessions)
-
-
-# -- known eventsock bugs the fuzz finds, each reproduced by a strict-xfail test at the
-# -- end of this file: remove each with its fix
-
-
-def is_abandoned_session_accepted(record: logging.LogRecord) -> bool:
-    """The reader's KeyError of test_a_session_abandoned_in_its_connect_handler_is_not_accepted.
-
-    A client sends CONNECT, DISCONNECT and CONNECT on a namespace while the first
-    session's async connect handler runs: when that handler returns, Connection._accept
-    sees the namespace pending (the second CONNECT's) and accepts the abandoned first
-    session, which is no longer registered: its room memberships stay forever (the
-    app's connect handlers record such sessions in App.abandoned), the second session
-    is dropped, and the client's next EVENT raises KeyError in Connection._on_frame,
-    which escapes the reader."""
-    exc = record.exc_info[1] if record.exc_info is not None else None
-    if record.name != "aiohttp.server" or not isinstance(exc, KeyError):
-        return False
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_qualname == "Connection._on_frame"
-
-
-def is_orphan_future(context: dict[str, Any]) -> bool:
-    """The escaped exception of test_a_call_on_a_closed_connection_leaves_no_orphan_future.
-
-    ``Link.call`` arms the call's deadline before it sends, and forgets the future when
-    the send raises ConnectionClosed, but the deadline does not: it fails the future
-    later with AckTimeout, which nobody retrieves. ``Server.call_room`` reaches it when a
-    session's connection ends between the room's resolution and the call."""
-    return context.get("message") == "Future exception was never retrieved" and isinstance(
-        context.get("exception"), eventsock.AckTimeout
-    )
 
 
 def is_expected(record: logging.LogRecord) -> bool:
@@ -1299,7 +1250,7 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
     def attribute(record: logging.LogRecord) -> bool:
         if run is not None and record.levelno >= logging.ERROR:
             record.fuzz_client = run.owner()
-            if not is_expected(record) and not is_abandoned_session_accepted(record):
+            if not is_expected(record):
                 run.flag(record.fuzz_client)
         return True
 
@@ -1398,17 +1349,8 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
             crashes = [
                 record
                 for record in caplog.records
-                if record.levelno >= logging.ERROR
-                and not is_expected(record)
-                and not is_abandoned_session_accepted(record)
+                if record.levelno >= logging.ERROR and not is_expected(record)
             ]
-            key_errors = sum(1 for r in caplog.records if is_abandoned_session_accepted(r))
-            abandoned_left = orphans(server) & app.abandoned
-            if key_errors or abandoned_left:
-                print(
-                    f"known bug (an abandoned session accepted) hit: {len(abandoned_left)}"
-                    f" orphan membership(s), {key_errors} KeyError(s) in the reader"
-                )
             report = []
             formatter = caplog.handler.formatter or logging.Formatter()
             for record in crashes[:5]:
@@ -1416,10 +1358,6 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
                 if record.exc_info:
                     line += "\n" + formatter.formatException(record.exc_info)
                 report.append(line)
-            known = [entry for entry in escaped if is_orphan_future(entry)]
-            if known:
-                print(f"known bug (an orphaned call future) hit {len(known)} time(s)")
-            escaped[:] = [entry for entry in escaped if not is_orphan_future(entry)]
             for entry in escaped[:5]:
                 index = run.owner(entry.get("task") or entry.get("future"))  # type: ignore[arg-type]
                 run.flag(index)
@@ -1436,9 +1374,9 @@ async def test_fuzz_live_server(recovery: bool, caplog: pytest.LogCaptureFixture
             assert not run.stuck, f"fuzz clients stuck {run.stuck[:10]} {context}:\n{problems}"
             stacks = "\n".join(f"  {task!r}:\n      {where(task)}" for task in leftover[:5])
             assert not leftover, f"tasks left behind {context}:\n{stacks}"
-            unknown = orphans(server) - app.abandoned
+            unknown = orphans(server)
             assert not unknown, f"room memberships of no session {context}: {unknown}"
-            assert census(server, frozenset(abandoned_left)) == baseline, f"leaked {context}"
+            assert census(server) == baseline, f"leaked {context}"
             assert bystander.sid == bystander_sid and bystander.connected
 
             # the fuzz reached where it was meant to reach
@@ -1499,11 +1437,6 @@ async def test_an_event_named_star_reaches_the_catch_all(caplog: pytest.LogCaptu
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: Link.call leaves its future to the deadline when the send raises"
-    " (eventsock/session.py)",
-)
 async def test_a_call_on_a_closed_connection_leaves_no_orphan_future() -> None:
     """Found by the fuzz: a call on a connection that has closed raises ConnectionClosed,
     and then its deadline fails the forgotten future with AckTimeout, which escapes
@@ -1530,11 +1463,6 @@ async def test_a_call_on_a_closed_connection_leaves_no_orphan_future() -> None:
         loop.set_exception_handler(previous)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: Connection._accept accepts a session whose client left the namespace"
-    " (and came back) while its connect handler ran (eventsock/connection.py)",
-)
 async def test_a_session_abandoned_in_its_connect_handler_is_not_accepted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -64,6 +64,29 @@ async def test_items_arrive_in_order_exactly_once(no_leaks: None) -> None:
         assert client._link is not None and client._link.streams.active == 0
 
 
+async def test_a_namespace_with_only_streams_exists(no_leaks: None) -> None:
+    # a namespace exists by its handlers, stream handlers included, on both sides
+    server = eventsock.Server()
+
+    @server.stream("ticks", namespace="/feed")
+    async def ticks(session: Session, n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    client = eventsock.Client(reconnection=False)
+
+    @client.stream_handler("local", namespace="/feed")
+    async def local() -> AsyncIterator[int]:
+        yield 0
+
+    # joined by default: the client's only handler on /feed is a stream
+    async with serving(server) as url, connected(url, client):
+        (session,) = server._sessions.values()
+        assert session.namespace == "/feed"
+        got = [i async for i in client.stream("ticks", 3, namespace="/feed")]
+        assert got == [0, 1, 2]
+
+
 async def test_the_producer_never_runs_ahead_of_the_window(no_leaks: None) -> None:
     server = eventsock.Server()
     produced = 0

@@ -53,7 +53,7 @@ def exercises(*names: str) -> Callable[[F], F]:
     return mark
 
 
-async def spawn(name: str, *args: str) -> Process:
+async def spawn(name: str, *args: str, stdin: int = asyncio.subprocess.DEVNULL) -> Process:
     # -W error: a warning (an unclosed resource, a coroutine never awaited) fails the run.
     return await asyncio.create_subprocess_exec(
         sys.executable,
@@ -61,7 +61,7 @@ async def spawn(name: str, *args: str) -> Process:
         "error",
         str(EXAMPLES / name),
         *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=stdin,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=ROOT,
@@ -334,17 +334,7 @@ async def test_cluster_reports_an_unreachable_redis() -> None:
 
 async def spawn_interactive(name: str, *args: str) -> Process:
     """Start an example that reads its standard input, which the test writes to."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-W",
-        "error",
-        str(EXAMPLES / name),
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-    )
+    return await spawn(name, *args, stdin=asyncio.subprocess.PIPE)
 
 
 @asynccontextmanager

@@ -131,10 +131,13 @@ def decode_packet(payload: bytes) -> Packet:
         raise ProtocolError(f"invalid msgpack ({detail})") from exc
     if type(obj) is not dict:
         raise ProtocolError(f"a packet must be a msgpack map, not {type(obj).__name__}")
-    if (
-        _TIMESTAMP_HEADERS[0] in payload
-        or _TIMESTAMP_HEADERS[1] in payload
-        or (_TIMESTAMP_HEADERS[2] in payload)
+    # Every timestamp header ends in 0xff, which most packets lack: one memchr for
+    # the byte (an int operand: ``bytes in bytes`` first tries its operand as an int,
+    # and raises, formats and discards a TypeError each time), then the headers.
+    if 0xFF in payload and (
+        payload.find(_TIMESTAMP_HEADERS[0]) != -1
+        or payload.find(_TIMESTAMP_HEADERS[1]) != -1
+        or payload.find(_TIMESTAMP_HEADERS[2]) != -1
     ):
         _refuse_timestamps(obj)
     if _undefined_seen != seen:

@@ -435,7 +435,10 @@ class Link:
             raise LimitExceeded(f"{limit} calls already wait for their acks on this connection")
         uploads: list[tuple[str, int]] | None = None
         for value in args:
-            if hasattr(type(value), "__aiter__"):  # an upload: a stream as an argument
+            kind = type(value)
+            # an upload: a stream as an argument (the plain types skip hasattr, which
+            # formats and discards an AttributeError for every argument it misses)
+            if kind not in _PLAIN and hasattr(kind, "__aiter__"):
                 args, uploads = self.streams.send_uploads(namespace, args)
                 break
         ack_id = self.protocol.next_ack_id(namespace)
@@ -942,6 +945,9 @@ _Deadline = tuple[float, "asyncio.Future[Any]", str, str]
 _RESOLUTION: Final = time.get_clock_info("monotonic").resolution
 # A FIFO shorter than this is never rebuilt.
 _REBUILD_AT: Final = 1024
+
+# the argument types that are never uploads
+_PLAIN: Final = frozenset({dict, list, tuple, str, bytes, int, float, bool, type(None)})
 
 
 # The handlers with a concurrency limit, made to wait their turn: (limited, semaphores

@@ -71,6 +71,10 @@ class WebSocket:
     def __init__(self, ws: _AiohttpWS, session: _SharedSession | None = None) -> None:
         self._ws = ws
         self._session = session  # a client's: released when the WebSocket closes
+        writer = getattr(ws, "_writer", None)  # aiohttp's frame writer, both sides
+        transport = getattr(writer, "transport", None)
+        if transport is not None and type(transport) is not _Coalescer:
+            writer.transport = _Coalescer(transport)  # type: ignore[union-attr]
 
     async def receive(self) -> str | bytes | Closed:
         """The next data frame, or :class:`Closed` once the WebSocket has ended."""
@@ -184,6 +188,73 @@ class WebSocket:
 
 
 _SEND_ERRORS = (ConnectionError, RuntimeError, aiohttp.ClientError)
+
+# What the coalescer holds back before it writes at once (the transport's own flow
+# control then sees the bytes): asyncio's default high-water mark.
+_COALESCE_LIMIT: Final = 64 * 1024
+_CLOSE_FRAME: Final = 0x88  # FIN and the CLOSE opcode: the first byte of a close frame
+
+
+class _Coalescer:
+    """Stands in for the asyncio transport under aiohttp's frame writer, so that the
+    frames written in one turn of the loop leave in one ``send()``.
+
+    asyncio's transport calls ``send()`` for every write it gets while its buffer is
+    empty: one system call per frame, the largest single cost of a small message
+    (more than decoding and dispatching it). The first frame of a turn is written at
+    once, as before, so a lone message waits for nothing; the frames that follow it in
+    the same turn (acks of a batch of calls read together, a broadcast, pipelined
+    calls) are held and written together when the loop comes round again, or at once
+    when they reach 64 KiB. A close frame is never held: aiohttp may close the
+    transport right after writing it. Order is kept: every frame of the connection,
+    control frames included, goes through here.
+    """
+
+    __slots__ = ("_corked", "_loop", "_parts", "_size", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._loop = asyncio.get_running_loop()
+        self._parts: list[bytes | bytearray] = []
+        self._size = 0
+        self._corked = False
+
+    def write(self, data: bytes | bytearray) -> None:
+        if not self._corked:
+            self.transport.write(data)
+            self._corked = True
+            self._loop.call_soon(self._uncork)
+            return
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size >= _COALESCE_LIMIT or (data and data[0] == _CLOSE_FRAME):
+            self._flush()
+
+    def _uncork(self) -> None:
+        self._corked = False
+        if self._parts:
+            self._flush()
+
+    def _flush(self) -> None:
+        parts = self._parts
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        parts.clear()
+        self._size = 0
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def get_write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() + self._size
+
+    def abort(self) -> None:
+        self._parts.clear()
+        self._size = 0
+        self.transport.abort()
+
+    def __getattr__(self, name: str) -> Any:  # the rest of the transport's interface
+        return getattr(self.transport, name)
 
 
 async def _finish_write(coro: Coroutine[Any, Any, None], yielded: Any) -> None:

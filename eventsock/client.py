@@ -5,6 +5,7 @@ what is emitted meanwhile, and recover the session when the server supports it."
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import re
@@ -31,7 +32,7 @@ from .limits import Backpressure, LinkLimits, Stats
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .pinning import PinSource, pinned_context, pins_from
 from .protocol import ClientProtocol
-from .session import Link, check_event_name, run_detached, settle
+from .session import DEFAULT_LIMITS, RESERVED_NAMES, Link, check_event_name, run_detached, settle
 from .timers import Timer, timers_for
 from .transport import Closed
 from .transport import connect as open_websocket
@@ -80,6 +81,21 @@ async def _resolve(source: Any) -> Any:
             value = await value
         return value
     return source
+
+
+@functools.lru_cache(maxsize=64)
+def _engine_url(url: str, path_option: str) -> str:
+    """The Engine.IO WebSocket URL for a server URL (cached: clients connect to few)."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ValueError(f"URL must be http(s):// or ws(s):// with a host, not {url!r}")
+    path = "/" + path_option.strip("/") + "/"
+    query = "EIO=4&transport=websocket"
+    if parts.query:
+        kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("EIO", "transport")]
+        query = urlencode([*kept, ("EIO", "4"), ("transport", "websocket")])
+    return urlunsplit((scheme, parts.netloc, path, query, ""))
 
 
 class Client(HandlerRegistry):
@@ -151,11 +167,13 @@ class Client(HandlerRegistry):
         max_incoming_calls: int = 256,
     ) -> None:
         super().__init__()
-        self._limits = LinkLimits(
+        limits = LinkLimits(
             backpressure if backpressure is not None else Backpressure(),
             max_pending_calls,
             max_incoming_calls,
         )
+        # one object for every client with the default limits: two fewer per client
+        self._limits = DEFAULT_LIMITS if limits == DEFAULT_LIMITS else limits
         #: What the limits did on this client's connections (see :class:`Stats`).
         self.stats = Stats()
         if reconnection_attempts is not None and reconnection_attempts < 0:
@@ -210,16 +228,7 @@ class Client(HandlerRegistry):
     # -- connecting ------------------------------------------------------------------
 
     def _engine_url(self, url: str) -> str:
-        parts = urlsplit(url)
-        scheme = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}.get(parts.scheme.lower())
-        if scheme is None or not parts.netloc:
-            raise ValueError(f"URL must be http(s):// or ws(s):// with a host, not {url!r}")
-        path = "/" + self.path.strip("/") + "/"
-        query = "EIO=4&transport=websocket"
-        if parts.query:
-            kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in ("EIO", "transport")]
-            query = urlencode([*kept, ("EIO", "4"), ("transport", "websocket")])
-        return urlunsplit((scheme, parts.netloc, path, query, ""))
+        return _engine_url(url, self.path)
 
     async def connect(
         self,
@@ -657,7 +666,8 @@ class Client(HandlerRegistry):
             EncodeError: an argument cannot be encoded.
             ValueError: ``event`` is a reserved name.
         """
-        check_event_name(event)
+        if type(event) is not str or event in RESERVED_NAMES:
+            check_event_name(event)  # raises
         link = self._live(namespace)
         if self._outgoing:
             args = self._apply_outgoing(event, args, namespace)
@@ -710,7 +720,8 @@ class Client(HandlerRegistry):
         With ``result`` (a type, as for a typed handler's parameter: a dataclass,
         ``list[int]``, a pydantic model, ...), the answer is checked and converted to it.
         """
-        check_event_name(event)
+        if type(event) is not str or event in RESERVED_NAMES:
+            check_event_name(event)  # raises
         if self._outgoing:
             args = self._apply_outgoing(event, args, namespace)
         link = self._link

@@ -34,6 +34,7 @@ import msgpack
 
 from .exceptions import EncodeError, ProtocolError
 from .packets import (
+    MAX_ACK_ID,
     Ack,
     Close,
     Connect,
@@ -172,6 +173,9 @@ def _refuse_timestamps(obj: Any) -> None:
             raise ProtocolError("msgpack extension type -1 (timestamp) is not accepted")
 
 
+_new: Final = object.__new__
+
+
 def _packet_from_map(obj: dict[Any, Any]) -> Packet:
     ptype = obj.get("type")
     if type(ptype) is not int:
@@ -184,13 +188,32 @@ def _packet_from_map(obj: dict[Any, Any]) -> Packet:
     if ptype == 2:
         if type(data) is not list or not data:
             raise ValueError("EVENT data must be a non-empty array")
-        return Event(data[0], tuple(data[1:]), nsp, ack_id)
+        name = data[0]
+        if (
+            type(name) is not str
+            or type(nsp) is not str
+            or (ack_id is not None and (type(ack_id) is not int or not 0 <= ack_id <= MAX_ACK_ID))
+        ):
+            return Event(name, tuple(data[1:]), nsp, ack_id)  # raises the ValueError
+        # checked above as Event.__post_init__ checks: made without its three calls
+        event = _new(Event)
+        event.name = name
+        event.args = tuple(data[1:])
+        event.namespace = nsp
+        event.id = ack_id
+        return event
     if ptype == 3:
         if type(data) is not list:
             raise ValueError("ACK data must be an array")
         if ack_id is None:
             raise ValueError("ACK without 'id'")
-        return Ack(ack_id, tuple(data), nsp)
+        if type(nsp) is not str or type(ack_id) is not int or not 0 <= ack_id <= MAX_ACK_ID:
+            return Ack(ack_id, tuple(data), nsp)  # raises the ValueError
+        ack = _new(Ack)
+        ack.id = ack_id
+        ack.args = tuple(data)
+        ack.namespace = nsp
+        return ack
     if ptype == 0:
         return Connect(nsp, data)
     if ptype == 1:
@@ -280,15 +303,12 @@ def encode_ack(ack_id: int, args: tuple[Any, ...], namespace: str) -> bytes:
 
 def encode_open(packet: Open) -> str:
     """The Engine.IO open frame; durations become whole milliseconds."""
-    return "0" + json.dumps(
-        {
-            "sid": packet.sid,
-            "upgrades": [],
-            "pingInterval": round(packet.ping_interval * 1000),
-            "pingTimeout": round(packet.ping_timeout * 1000),
-            "maxPayload": packet.max_payload,
-        },
-        separators=(",", ":"),
+    # the JSON json.dumps(..., separators=(",", ":")) makes, at a tenth of its cost
+    return (
+        f'0{{"sid":{json.dumps(packet.sid)},"upgrades":[],'
+        f'"pingInterval":{round(packet.ping_interval * 1000)},'
+        f'"pingTimeout":{round(packet.ping_timeout * 1000)},'
+        f'"maxPayload":{int(packet.max_payload)}}}'
     )
 
 

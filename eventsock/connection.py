@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import secrets
+from base64 import urlsafe_b64encode
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from os import urandom
 from typing import TYPE_CHECKING, Any
 
 from .codec import PING_FRAME, encode_open
@@ -31,8 +32,9 @@ logger = logging.getLogger("eventsock")
 
 
 def new_id() -> str:
-    # 15 random bytes make the 20-character url-safe ids both Socket.IO stacks use.
-    return secrets.token_urlsafe(15)
+    # 15 random bytes make the 20-character url-safe ids both Socket.IO stacks use
+    # (secrets.token_urlsafe(15), without its four calls and the padding it strips).
+    return urlsafe_b64encode(urandom(15)).decode()
 
 
 def as_rooms(value: str | Iterable[str] | None) -> list[str] | None:

@@ -51,7 +51,7 @@ STREAM_EVENTS: Final = frozenset(
 )
 
 # Ack ids travel as JS numbers; keep them within what every peer represents exactly.
-_MAX_ACK_ID: Final = 2**53 - 1
+MAX_ACK_ID: Final = 2**53 - 1
 
 
 class PacketType(IntEnum):
@@ -70,7 +70,7 @@ def _check_namespace(namespace: object) -> None:
 
 
 def _check_id(ack_id: object) -> None:
-    if type(ack_id) is not int or not 0 <= ack_id <= _MAX_ACK_ID:
+    if type(ack_id) is not int or not 0 <= ack_id <= MAX_ACK_ID:
         raise ValueError(f"ack id must be an integer from 0 to 2**53-1, not {ack_id!r}")
 
 

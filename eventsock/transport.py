@@ -10,17 +10,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
-import weakref
+import ssl as ssl_module
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
+from . import frames
 from .eager import resume
 from .exceptions import ConnectionClosed, ConnectionFailed
+from .frames import (
+    FrameError,
+    FrameParser,
+    Handshake,
+    HandshakeError,
+    close_payload,
+    encode_frame,
+)
 from .pinning import PinVerificationError
 
 __all__ = [
@@ -60,17 +72,13 @@ class HandshakeRequest:
     is_upgrade: bool
 
 
-_AiohttpWS = web.WebSocketResponse | aiohttp.ClientWebSocketResponse
-
-
 class WebSocket:
     """One open WebSocket, server or client side, with aiohttp kept out of sight."""
 
-    __slots__ = ("_session", "_ws")
+    __slots__ = ("_ws",)
 
-    def __init__(self, ws: _AiohttpWS, session: _SharedSession | None = None) -> None:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
         self._ws = ws
-        self._session = session  # a client's: released when the WebSocket closes
         writer = getattr(ws, "_writer", None)  # aiohttp's frame writer, both sides
         transport = getattr(writer, "transport", None)
         if transport is not None and type(transport) is not _Coalescer:
@@ -153,9 +161,6 @@ class WebSocket:
             # still buffered: forever, for a peer that reads nothing. A peer that
             # answered the close has read everything, so only such a peer's is dropped.
             self._abort_if_stuck()
-            session, self._session = self._session, None
-            if session is not None:
-                await session.release()
 
     def _transport(self) -> asyncio.Transport | None:
         writer = getattr(self._ws, "_writer", None)  # aiohttp's frame writer, both sides
@@ -342,89 +347,306 @@ async def connect(
     """Open a client WebSocket to ``url`` (within ``timeout`` seconds, unless ``None``:
     the caller bounds it then).
 
+    The client side is eventsock's own (:mod:`eventsock.frames` over an asyncio
+    protocol), not aiohttp's: an aiohttp client WebSocket costs its request, response,
+    connector and reader machinery, some 60% of the client's CPU time to set up a
+    connection; this one is a request written at once and a response head checked.
+
     Raises:
         ConnectionFailed: the connection, the TLS handshake or the HTTP upgrade failed,
             or did not finish within ``timeout`` seconds.
         CertificatePinMismatch: ``ssl`` is a pinned context (``pinning.pinned_context``)
             and the server's certificate matched none of its pins.
     """
-    session = _SharedSession.acquire()
+    loop = asyncio.get_running_loop()
     try:
-        opening = session.http.ws_connect(
-            url,
-            headers=dict(headers) if headers else None,
-            ssl=ssl if ssl is not None else True,
-            max_msg_size=max_payload,
-            autoping=True,
-            autoclose=True,
-        )
-        ws = await (opening if timeout is None else asyncio.wait_for(opening, timeout))
-    except TimeoutError as exc:
-        await session.release()
-        raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from exc
-    except aiohttp.WSServerHandshakeError as exc:
-        await session.release()
-        raise ConnectionFailed(
-            f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.message}"
-        ) from exc
-    except aiohttp.ClientConnectorCertificateError as exc:
-        await session.release()
-        if isinstance(exc.certificate_error, PinVerificationError):
-            raise exc.certificate_error.mismatch from exc
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        host = parts.hostname
+        if parts.scheme not in ("ws", "wss") or not host:
+            raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
+        port = parts.port or (443 if secure else 80)
+        named = f"[{host}]" if ":" in host else host
+        authority = named if port == (443 if secure else 80) else f"{named}:{port}"
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        handshake = Handshake(authority, target, headers.items() if headers else ())
+        context = _client_context(ssl) if secure else None
+    except ValueError as exc:
         raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        await session.release()
-        raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
-    except BaseException:
-        await session.release()
+    protocol = _ClientConnection(handshake, max_payload, loop)
+    try:
+        opening = _open(loop, protocol, host, port, context)
+        await (opening if timeout is None else asyncio.wait_for(opening, timeout))
+    except BaseException as exc:
+        protocol.abort()
+        if isinstance(exc, TimeoutError):
+            raise ConnectionFailed(f"could not connect to {url} within {timeout} s") from exc
+        if isinstance(exc, HandshakeError):
+            if exc.status:
+                raise ConnectionFailed(
+                    f"{url} refused the WebSocket upgrade: HTTP {exc.status} {exc.reason}"
+                ) from exc
+            raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
+        if isinstance(exc, PinVerificationError):
+            raise exc.mismatch from exc
+        if isinstance(exc, (OSError, ValueError, EOFError)):  # ssl.SSLError is an OSError
+            raise ConnectionFailed(f"could not connect to {url}: {exc}") from exc
         raise
-    return WebSocket(ws, session)
+    return ClientWebSocket(protocol)
 
 
-class _SharedSession:
-    """The aiohttp session that every client WebSocket open on one loop shares.
-
-    A session of its own per connection would cost each client some 50 objects
-    (connector, cookie jar, their maps and queues) for as long as it is connected, and
-    tens of microseconds to make and close. Nothing in one is per client: headers and
-    TLS settings go with each request, a WebSocket leaves the connection pool once
-    upgraded, and cookies were never kept between attempts (so none are kept at all:
-    a dummy jar). The session is made for the first WebSocket and closed with the last.
-    """
-
-    __slots__ = ("http", "users")
-
-    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SharedSession]] = (
-        weakref.WeakKeyDictionary()
+async def _open(
+    loop: asyncio.AbstractEventLoop,
+    protocol: _ClientConnection,
+    host: str,
+    port: int,
+    context: ssl_module.SSLContext | None,
+) -> None:
+    await loop.create_connection(
+        lambda: protocol, host, port, ssl=context, server_hostname=host if context else None
     )
+    await protocol.opened
 
-    def __init__(self) -> None:
-        self.http = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0),  # no cap on WebSockets at once
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
-        self.users = 0
 
-    @classmethod
-    def acquire(cls) -> _SharedSession:
-        loop = asyncio.get_running_loop()
+@functools.cache
+def _default_context(verify: bool) -> ssl_module.SSLContext:
+    """One TLS context per kind (made once: loading the CA store costs milliseconds)."""
+    context = ssl_module.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl_module.CERT_NONE
+    return context
+
+
+def _client_context(option: Any) -> ssl_module.SSLContext:
+    if isinstance(option, ssl_module.SSLContext):
+        return option
+    if option is None or option is True:
+        return _default_context(True)
+    if option is False:
+        return _default_context(False)
+    raise ValueError(f"ssl must be an ssl.SSLContext, True, False or None, not {option!r}")
+
+
+# aiohttp's masker is compiled; eventsock.frames has a pure one for when it is not there
+try:
+    from aiohttp._websocket.helpers import websocket_mask as _websocket_mask
+except ImportError:  # pragma: no cover - another aiohttp layout
+    pass
+else:
+    frames.mask_payload = _websocket_mask
+
+
+class _ClientConnection(asyncio.Protocol):
+    """The client WebSocket's connection: the opening handshake, then frames in and
+    out; what arrives waits in a deque for :meth:`ClientWebSocket.receive`."""
+
+    def __init__(
+        self, handshake: Handshake, max_payload: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.loop = loop
+        self.handshake: Handshake | None = handshake
+        self.parser = FrameParser(max_payload)
+        self.transport: asyncio.Transport | None = None
+        self.out: _Coalescer | None = None
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.frames: deque[str | bytes] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.end: Closed | None = None  # how it ended, once it has
+        self.ended: asyncio.Future[None] = loop.create_future()
+        self.close_sent = False
+        self.paused = False
+        self.drained: asyncio.Future[None] | None = None
+
+    # -- asyncio's side --------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio's
+        assert self.handshake is not None
+        self.transport.write(self.handshake.request)  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        if self.handshake is not None:
+            try:
+                rest = self.handshake.receive(data)
+            except HandshakeError as exc:
+                if not self.opened.done():
+                    self.opened.set_exception(exc)
+                self.abort()
+                return
+            if rest is None:
+                return
+            self.handshake = None
+            assert self.transport is not None
+            self.out = _Coalescer(self.transport)
+            self.opened.set_result(None)
+            if not rest:
+                return
+            data = rest
+        if self.end is not None:
+            return
         try:
-            shared = cls._by_loop.get(loop)
-            if shared is None:
-                shared = cls._by_loop[loop] = cls()
-        except TypeError:  # a loop type without weak references: a session of its own
-            shared = cls()
-        shared.users += 1
-        return shared
+            received = self.parser.feed(data)
+        except FrameError as exc:
+            error = exc.reason
+            if exc.code == CLOSE_TOO_BIG:
+                error = f"frame exceeds max_payload ({exc.reason})"
+            self._finish(Closed(exc.code, error), reply=exc.code)
+            return
+        frames_in = self.frames
+        for opcode, payload in received:
+            if opcode == frames.BINARY or opcode == frames.TEXT:
+                frames_in.append(payload)  # type: ignore[arg-type]
+            elif opcode == frames.PING:
+                self.send_frame(frames.PONG, payload)  # type: ignore[arg-type]
+            elif opcode == frames.CLOSE:
+                code: int | None = payload[0]  # type: ignore[index]
+                self._finish(Closed(code), reply=code if code is not None else CLOSE_NORMAL)
+                break
+            # an unsolicited PONG changes nothing
+        self._wake()
 
-    async def release(self) -> None:
-        self.users -= 1
-        if self.users == 0:
-            loop = asyncio.get_running_loop()
-            with contextlib.suppress(TypeError):
-                if self._by_loop.get(loop) is self:
-                    del self._by_loop[loop]
-            await self.http.close()
+    def eof_received(self) -> bool | None:
+        return None  # asyncio closes the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(
+                exc or ConnectionResetError("the server closed the connection during the upgrade")
+            )
+        if self.end is None:
+            self.end = Closed(None) if exc is None else Closed(1006, f"{type(exc).__name__}: {exc}")
+        if not self.ended.done():
+            self.ended.set_result(None)
+        self.paused = False
+        self._wake()
+        self._wake_drain(exc)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake_drain(None)
+
+    # -- eventsock's side ------------------------------------------------------------
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        if self.close_sent or self.out is None or self.out.is_closing():
+            raise ConnectionError("Cannot write to closing transport")
+        self.out.write(encode_frame(opcode, payload))
+        if opcode == frames.CLOSE:
+            self.close_sent = True
+
+    def _finish(self, end: Closed, *, reply: int | None) -> None:
+        """The WebSocket ended (``end``): answer with a close frame (``reply``'s code)
+        unless one went already, and drop the TCP connection once it is written."""
+        if self.end is None:
+            self.end = end
+        if not self.close_sent and reply is not None:
+            with contextlib.suppress(ConnectionError):
+                self.send_frame(frames.CLOSE, close_payload(reply))
+        if not self.ended.done():
+            self.ended.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.waiter = None
+            waiter.set_result(None)
+
+    def _wake_drain(self, exc: Exception | None) -> None:
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            if exc is None:
+                drained.set_result(None)
+            else:
+                drained.set_exception(ConnectionResetError(str(exc)))
+
+    async def drain(self) -> None:
+        if self.paused and self.end is None:
+            if self.drained is None:
+                self.drained = self.loop.create_future()
+            await self.drained
+        if self.end is not None and self.end.error is not None:
+            raise ConnectionResetError(self.end.error)
+
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.abort()
+        elif self.transport is not None:
+            self.transport.abort()
+
+
+async def _drained(connection: _ClientConnection) -> None:
+    try:
+        await connection.drain()
+    except _SEND_ERRORS as exc:
+        raise ConnectionClosed(f"transport error: {exc}") from exc
+
+
+class ClientWebSocket(WebSocket):
+    """The client's WebSocket: eventsock's own framing on an asyncio transport."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: _ClientConnection) -> None:
+        self._connection = connection
+
+    async def receive(self) -> str | bytes | Closed:
+        connection = self._connection
+        frames_in = connection.frames
+        while True:
+            if frames_in:
+                return frames_in.popleft()
+            if connection.end is not None:
+                return connection.end
+            waiter = connection.waiter = connection.loop.create_future()
+            await waiter
+
+    def write(self, frame: str | bytes) -> Awaitable[None] | None:
+        connection = self._connection
+        try:
+            if type(frame) is bytes:
+                connection.send_frame(frames.BINARY, frame)
+            else:
+                connection.send_frame(frames.TEXT, frame.encode())  # type: ignore[union-attr]
+        except _SEND_ERRORS as exc:
+            raise ConnectionClosed(f"transport error: {exc}") from exc
+        if connection.paused:
+            return _drained(connection)
+        return None
+
+    async def close(
+        self, code: int = CLOSE_NORMAL, reason: str = "", *, timeout: float = 5.0
+    ) -> None:
+        connection = self._connection
+        try:
+            if connection.end is None and not connection.close_sent:
+                with contextlib.suppress(ConnectionError):
+                    connection.send_frame(frames.CLOSE, close_payload(code, reason))
+            if not connection.ended.done():
+                await asyncio.wait_for(asyncio.shield(connection.ended), timeout)
+        except Exception:  # noqa: S110 - closing a broken socket has nothing left to report
+            pass
+        finally:
+            transport = connection.transport
+            if transport is not None:
+                if connection.end is None:
+                    connection.end = Closed(code)
+                transport.close()
+            self._abort_if_stuck()
+
+    def _transport(self) -> Any:
+        return self._connection.out or self._connection.transport
+
+    @property
+    def closed(self) -> bool:
+        connection = self._connection
+        return connection.end is not None or connection.close_sent
 
 
 def new_application() -> web.Application:

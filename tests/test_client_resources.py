@@ -1,5 +1,5 @@
-"""What a client holds while connected and lets go of after: the shared aiohttp session,
-the client object itself."""
+"""What a client holds while connected and lets go of after: its TCP connection, the
+client object itself."""
 
 from __future__ import annotations
 
@@ -9,22 +9,17 @@ import weakref
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 import eventsock
-from eventsock.transport import _SharedSession
+from eventsock.transport import ClientWebSocket
 
 from .helpers import serving
 
 pytestmark = pytest.mark.timeout(30)
 
 
-def shared_sessions() -> list[_SharedSession]:
-    loop = asyncio.get_running_loop()
-    shared = _SharedSession._by_loop.get(loop)
-    return [] if shared is None else [shared]
-
-
-async def test_clients_share_one_session_closed_with_the_last() -> None:
+async def test_disconnect_closes_the_tcp_connection() -> None:
     server = eventsock.Server()
 
     @server.on("echo")
@@ -35,31 +30,42 @@ async def test_clients_share_one_session_closed_with_the_last() -> None:
         first, second = eventsock.Client(), eventsock.Client()
         await first.connect(url, timeout=5)
         await second.connect(url, timeout=5)
-        (shared,) = shared_sessions()
-        assert shared.users == 2
-        http = shared.http
+        assert first._link is not None
+        ws = first._link.ws
+        assert isinstance(ws, ClientWebSocket)
+        connection = ws._connection
         await first.disconnect()
-        assert shared.users == 1
-        assert not http.closed
+        # the closing handshake finished and the TCP connection is gone
+        await asyncio.wait_for(asyncio.shield(connection.ended), 5)
+        assert connection.transport is not None and connection.transport.is_closing()
+        assert ws.closed
         assert await second.call("echo", "still served") == "still served"
         await second.disconnect()
-        assert shared_sessions() == []
-        assert http.closed
-        # a new connection gets a new session
-        await first.connect(url, timeout=5)
-        assert await first.call("echo", 1) == 1
-        (again,) = shared_sessions()
-        assert again is not shared
-        await first.disconnect()
-        assert shared_sessions() == []
 
 
-async def test_a_failed_connection_releases_the_session() -> None:
+async def test_a_refused_upgrade_fails_with_the_status_and_leaves_nothing_open(
+    no_leaks: None,
+) -> None:
+    app = web.Application()  # no Engine.IO endpoint: every path is a 404
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        client = eventsock.Client(reconnection=False)
+        with pytest.raises(eventsock.ConnectionFailed, match="HTTP 404"):
+            await client.connect(f"http://127.0.0.1:{port}", timeout=5)
+        assert not client.connected
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_refused_tcp_connection_fails_at_once() -> None:
     client = eventsock.Client(reconnection=False)
-    with pytest.raises(eventsock.ConnectionFailed):
+    with pytest.raises(eventsock.ConnectionFailed, match="could not connect"):
         # nothing listens on port 9 of 127.0.0.1 (discard): refused at once
         await client.connect("http://127.0.0.1:9", timeout=5)
-    assert shared_sessions() == []
 
 
 async def test_a_disconnected_client_is_not_kept_alive() -> None:

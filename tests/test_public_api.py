@@ -70,6 +70,7 @@ def test_server_names_aiohttp_for_annotations_only() -> None:
 
 
 def test_the_protocol_core_does_no_io() -> None:
-    for stem in ("packets", "codec", "protocol", "handlers", "rooms", "exceptions", "limits"):
+    core = ("packets", "codec", "protocol", "frames", "handlers", "rooms", "exceptions", "limits")
+    for stem in core:
         imported = imports_of(PACKAGE / f"{stem}.py")
-        assert not imported & {"asyncio", "aiohttp", "socket"}, stem
+        assert not imported & {"asyncio", "aiohttp", "socket", "ssl"}, stem

@@ -99,10 +99,10 @@ class Handshake:
         buffer = self._buffer
         buffer += data
         end = buffer.find(b"\r\n\r\n")
-        if end < 0:
-            if len(buffer) > _MAX_HEAD:
-                raise HandshakeError(f"the response head is longer than {_MAX_HEAD} bytes")
+        if end < 0 and len(buffer) <= _MAX_HEAD:
             return None
+        if end < 0 or end + 4 > _MAX_HEAD:  # however the reads were cut
+            raise HandshakeError(f"the response head is longer than {_MAX_HEAD} bytes")
         head = bytes(buffer[:end]).decode("latin-1")
         rest = bytes(buffer[end + 4 :])
         buffer.clear()
@@ -129,6 +129,8 @@ class Handshake:
             raise HandshakeError("the response's Sec-WebSocket-Accept is wrong", status, reason)
         if headers.get("sec-websocket-extensions"):
             raise HandshakeError("the server chose an extension none was offered", status, reason)
+        if headers.get("sec-websocket-protocol"):
+            raise HandshakeError("the server chose a subprotocol none was offered", status, reason)
         return rest
 
 
@@ -166,7 +168,10 @@ def close_payload(code: int | None, reason: str = "") -> bytes:
     """The payload of a close frame."""
     if code is None:
         return b""
-    return struct.pack("!H", code) + reason.encode()[:123]
+    encoded = reason.encode()
+    if len(encoded) > 123:  # a control frame's payload is 125 bytes at most
+        encoded = encoded[:123].decode(errors="ignore").encode()  # whole characters only
+    return struct.pack("!H", code) + encoded
 
 
 # What the parser yields: (opcode, payload) with TEXT's payload decoded to str, and

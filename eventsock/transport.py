@@ -462,6 +462,12 @@ class _ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's are not asyncio's
+        # No Nagle, set here as aiohttp sets it rather than left to the loop: with calls
+        # in flight, small frames would wait for the peer's delayed ACKs (40 ms).
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         assert self.handshake is not None
         self.transport.write(self.handshake.request)  # type: ignore[union-attr]
 

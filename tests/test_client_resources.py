@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import weakref
 from typing import Any
 
 import pytest
+import uvloop
 from aiohttp import web
 
 import eventsock
@@ -79,3 +81,27 @@ async def test_a_disconnected_client_is_not_kept_alive() -> None:
         gc.collect()
         alive = [ref for ref in refs if ref() is not None]
         assert not alive, f"{len(alive)} disconnected client(s) still referenced"
+
+
+async def _client_socket_has_no_nagle() -> None:
+    server = eventsock.Server()
+    async with serving(server) as url:
+        client = eventsock.Client(reconnection=False)
+        await client.connect(url, timeout=5)
+        assert client._link is not None
+        ws = client._link.ws
+        assert isinstance(ws, ClientWebSocket)
+        assert ws._connection.transport is not None
+        sock = ws._connection.transport.get_extra_info("socket")
+        # small frames must not wait for the peer's delayed ACK with calls in flight
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        await client.disconnect()
+
+
+async def test_the_client_socket_has_no_nagle() -> None:
+    await _client_socket_has_no_nagle()
+
+
+def test_the_client_socket_has_no_nagle_under_uvloop() -> None:
+    # uvloop's transports hand out a socket of their own kind
+    uvloop.run(asyncio.wait_for(_client_socket_has_no_nagle(), 20))

@@ -32,7 +32,7 @@ from .limits import Backpressure, LinkLimits, Stats
 from .packets import Ack, Close, Connect, ConnectError, Disconnect, Event, Open, Ping
 from .pinning import PinSource, pinned_context, pins_from
 from .protocol import ClientProtocol
-from .session import DEFAULT_LIMITS, RESERVED_NAMES, Link, check_event_name, run_detached, settle
+from .session import DEFAULT_LIMITS, Link, check_event_name, run_detached, settle
 from .timers import Timer, timers_for
 from .transport import Closed
 from .transport import connect as open_websocket
@@ -666,8 +666,7 @@ class Client(HandlerRegistry):
             EncodeError: an argument cannot be encoded.
             ValueError: ``event`` is a reserved name.
         """
-        if type(event) is not str or event in RESERVED_NAMES:
-            check_event_name(event)  # raises
+        check_event_name(event)
         link = self._live(namespace)
         if self._outgoing:
             args = self._apply_outgoing(event, args, namespace)
@@ -720,8 +719,7 @@ class Client(HandlerRegistry):
         With ``result`` (a type, as for a typed handler's parameter: a dataclass,
         ``list[int]``, a pydantic model, ...), the answer is checked and converted to it.
         """
-        if type(event) is not str or event in RESERVED_NAMES:
-            check_event_name(event)  # raises
+        check_event_name(event)
         if self._outgoing:
             args = self._apply_outgoing(event, args, namespace)
         link = self._link

@@ -44,7 +44,7 @@ from .handlers import Handler, HandlerRegistry
 from .limits import LinkLimits, Stats, TokenBucket
 from .packets import RESERVED_EVENTS, STREAM_EVENTS, STREAM_OPEN, Ack, Event
 from .protocol import ClientProtocol, ServerProtocol
-from .remote import ERROR_KEY, error_args, is_error_object, raise_for_error
+from .remote import error_args, is_error_object, raise_for_error
 from .streams import Streams
 from .transport import CLOSE_NORMAL, CLOSE_POLICY, CLOSE_PROTOCOL_ERROR, Closed, WebSocket
 
@@ -58,10 +58,6 @@ DEFAULT_LIMITS: Final = LinkLimits()
 CLOSE_TIMEOUT = 5.0
 # The same, when the peer is known to be unresponsive (no pong, no ping).
 ABORT_TIMEOUT = 0.01
-
-
-# The names check_event_name refuses (a caller on a hot path may test this first).
-RESERVED_NAMES: Final = RESERVED_EVENTS | STREAM_EVENTS
 
 
 def check_event_name(event: str) -> None:
@@ -448,7 +444,7 @@ class Link:
         ack_id = self.protocol.next_ack_id(namespace)
         try:
             frame = encode_event(event, args, namespace, ack_id)
-            if self._queue and not self._fits(len(frame)):
+            if not self._fits(len(frame)):
                 await self.wait_for_room(len(frame))  # before the ack's deadline starts
         except BaseException:
             if uploads:
@@ -472,12 +468,8 @@ class Link:
                 future.cancel()
             if uploads:
                 self.streams.end_uploads(uploads)
-        if len(answer) == 1:  # one value: the usual answer
-            value = answer[0]
-            if type(value) is dict and ERROR_KEY in value:
-                raise_for_error(answer)
-            return value
-        return answer if answer else None
+        raise_for_error(answer)
+        return ack_result(answer)
 
     def resolve_ack(self, packet: Ack) -> None:
         """Deliver an ACK to its call; an unknown or late id is ignored."""
@@ -540,8 +532,7 @@ class Link:
                     UnknownEvent(f"no handler for {packet.name!r} on {packet.namespace!r}"),
                 )
             return
-        count = len(packet.args)
-        if count < handler.min_args or (handler.max_args is not None and count > handler.max_args):
+        if not handler.accepts(len(packet.args)):
             # answered when a call: the caller learns of it, so only INFO then
             logger.log(
                 logging.INFO if packet.id is not None else logging.WARNING,
@@ -834,13 +825,8 @@ class Link:
     def send_ack(self, namespace: str, ack_id: int, result: Any) -> None:
         """Answer a call with a handler's return value; dropped with a debug line if
         the connection is gone."""
-        if result is None:
-            args: tuple[Any, ...] = ()
-        elif type(result) is tuple:
-            args = result
-        else:
-            args = (result,)
-        if len(args) == 1 and type(args[0]) is dict and is_error_object(args[0]):
+        args = ack_args(result)
+        if len(args) == 1 and is_error_object(args[0]):
             logger.error(
                 "a handler on %r returned a value shaped like an error object; the caller"
                 " gets an internal_error instead (raise eventsock.RemoteError to answer"

@@ -201,8 +201,9 @@ _CLOSE_FRAME: Final = 0x88  # FIN and the CLOSE opcode: the first byte of a clos
 
 
 class _Coalescer:
-    """Stands in for the asyncio transport under aiohttp's frame writer, so that the
-    frames written in one turn of the loop leave in one ``send()``.
+    """Stands in for the asyncio transport under the frame writers (aiohttp's on the
+    server, eventsock's own on the client), so that the frames written in one turn of
+    the loop leave in one ``send()``.
 
     asyncio's transport calls ``send()`` for every write it gets while its buffer is
     empty: one system call per frame, the largest single cost of a small message
@@ -365,9 +366,10 @@ async def connect(
         host = parts.hostname
         if parts.scheme not in ("ws", "wss") or not host:
             raise ValueError(f"not a ws:// or wss:// URL: {url!r}")
-        port = parts.port or (443 if secure else 80)
+        default_port = 443 if secure else 80
+        port = parts.port or default_port
         named = f"[{host}]" if ":" in host else host
-        authority = named if port == (443 if secure else 80) else f"{named}:{port}"
+        authority = named if port == default_port else f"{named}:{port}"
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         handshake = Handshake(authority, target, headers.items() if headers else ())
         context = _client_context(ssl) if secure else None

@@ -466,15 +466,18 @@ class Connection:
             self._connect_handle.cancel()
             self._connect_handle = None
         log = self.server._log
+        out: list[str | bytes] = []
         if session.recovered and log is not None:
             # the missed events go first, as socket.io sends them: before the reply
-            for frame in log.replay(namespace, session._replay_from, session._start, session.rooms):
-                self.link.send(frame)
+            out.extend(log.replay(namespace, session._replay_from, session._start, session.rooms))
         extra = None if session.pid is None else {"pid": session.pid}
-        self.link.send(self.protocol.accept(namespace, session.id, extra))
+        out.append(self.protocol.accept(namespace, session.id, extra))
         buffered, session._buffer = session._buffer, None
+        out.extend(buffered or ())
         session.connected = True
-        for frame in buffered or ():
+        for frame in out:
+            if not self.link.open:
+                break  # the transport broke on the way: the reader ends this session too
             self.link.send(frame)
 
     def _refuse(self, session: Session, exc: Exception) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -919,3 +920,32 @@ async def test_run_blocks_until_interrupted_and_shuts_down_cleanly() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_a_transport_that_breaks_while_accepting_raises_nothing(no_leaks: None) -> None:
+    # the accept sends several frames (the reply, what the connect handler emitted):
+    # a transport that breaks on one of them must not make the next one raise
+    loop = asyncio.get_running_loop()
+    escaped: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: escaped.append(context))
+    server = eventsock.Server()
+
+    @server.on("connect")
+    async def on_connect(session: Session, auth: Any) -> bool:
+        await session.emit("early", 1)  # held until the session is accepted
+        session._conn.link.ws.abort()  # the TCP connection drops under the accept
+        return True
+
+    try:
+        async with serving(server) as url:
+            client = eventsock.Client(reconnection=False)
+            with pytest.raises(eventsock.ConnectionFailed):
+                await client.connect(url, timeout=5)
+            async with asyncio.timeout(5):
+                while server._connections:
+                    await suspend_once()
+        gc.collect()
+        assert escaped == []
+    finally:
+        loop.set_exception_handler(previous)
